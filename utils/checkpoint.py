@@ -1,0 +1,80 @@
+"""Loading checkpoints safely: torch's weights-only unpickler plus a short allowlist.
+
+The authors' Lightning 1.6.4 checkpoints store some hyperparameters as pickled omegaconf objects,
+which torch's default `weights_only=True` loader refuses. We admit exactly those few types and
+nothing else; a file that needs any other global is refused with a clear error.
+"""
+import collections
+import pickle
+import typing
+import zipfile
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.base import ContainerMetadata, Metadata
+from omegaconf.nodes import AnyNode
+
+# omegaconf containers and node metadata, typing.Any (their element type) and the builtin containers
+# that protocol-2 pickles name as globals (`__builtin__ list`, ...)
+SAFE_GLOBALS = [
+    DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, typing.Any,
+    collections.defaultdict, dict, list, int,
+]
+
+# constructor arguments that fix parameter shapes: a config must agree with the checkpoint on these
+ARCHITECTURE_KEYS = ("residual_channels", "residual_layers", "kernel_size", "n_mels", "dilation_base", "dilation_bound")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, unsafe, or does not fit the model config."""
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Read a checkpoint file with the restricted unpickler; hyperparameters come back as plain dicts."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint file not found")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), str(err))
+        raise CheckpointError(f"{path}: refused to load, it holds objects outside the allowlist ({reason})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict' entry)")
+    hparams = checkpoint.get("hyper_parameters") or {}
+    checkpoint["hyper_parameters"] = {
+        key: OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+        for key, value in hparams.items()
+    }
+    return checkpoint
+
+
+def check_architecture(path, checkpoint_args: dict, config_args: dict) -> None:
+    """Raise if the config's architecture arguments differ from those the checkpoint was trained with."""
+    for key in ARCHITECTURE_KEYS:
+        if key in checkpoint_args and key in config_args and checkpoint_args[key] != config_args[key]:
+            raise CheckpointError(
+                f"{path}: checkpoint has {key}={checkpoint_args[key]} but the config asks for "
+                f"{key}={config_args[key]} (override model.args.{key} or use a matching checkpoint)"
+            )
+
+
+def check_state_dict(path, model: torch.nn.Module, state_dict: dict) -> None:
+    """Raise with the first missing, unexpected or mis-shaped parameter instead of a long torch error."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: parameters do not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    for key, value in state_dict.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise CheckpointError(
+                f"{path}: parameter {key} has shape {tuple(value.shape)} in the checkpoint but "
+                f"{tuple(own[key].shape)} in the model built from the config"
+            )
