@@ -15,3 +15,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def reference_dir() -> Path:
     assert REFERENCE_DIR.is_dir(), f"reference outputs not found at {REFERENCE_DIR}"
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def compose():
+    """Compose a real config of config/ with overrides, as the entry scripts do."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    def _compose(config_name: str, overrides=()):
+        with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+    return _compose

@@ -1,0 +1,97 @@
+"""The paper's configs compose, keep the paper's values, and the paper's command line means what it meant."""
+import logging
+
+import pytest
+import torch
+
+from utils.training import build_model, make_loader, run_name, trainer_kwargs
+
+PAPER_COMMAND = [
+    "gpus=1", "model.args.kernel_size=9", "model.args.spec_dropout=0", "dataset=MAESTRO",
+    "dataloader.train.num_workers=8", "epochs=2000", "download=False",
+]
+
+
+def test_training_config_has_paper_defaults(compose):
+    cfg = compose("spec_roll")
+    assert (cfg.gpus, cfg.val_freq, cfg.hop_length, cfg.sequence_length) == (1, 5, 512, 327680)
+    assert (cfg.sampling_rate, cfg.min_midi, cfg.max_midi, cfg.learning_rate, cfg.epochs) == (16000, 21, 108, 1e-5, 2500)
+    assert cfg.modelcheckpoint.monitor == "Val/diffusion_loss" and cfg.modelcheckpoint.save_top_k == 2
+    assert cfg.modelcheckpoint.save_last is True
+    assert cfg.dataloader.train.batch_size == 16 and cfg.dataloader.test.batch_size == 4
+    assert dict(cfg.spec.args) == {
+        "sample_rate": 16000, "n_fft": 2048, "hop_length": 512, "n_mels": 229, "f_min": 0, "f_max": 8000,
+        "center": True, "normalized": True, "pad_mode": "reflect",
+    }
+    args = cfg.model.args
+    assert (args.residual_channels, args.residual_layers, args.kernel_size) == (512, 15, 3)
+    assert (args.dilation_base, args.dilation_bound, args.spec_dropout, args.condition) == (2, 4, 0.1, "fixed")
+    assert list(args.norm_args) == [0, 1, "imagewise"]
+    task = cfg.task
+    assert (task.timesteps, task.loss_type, task.beta_start, task.beta_end) == (200, "l2", 1e-4, 0.02)
+    assert (task.training.mode, task.sampling.type, task.sampling.w) == ("x_0", "cfdg_ddpm_x0", 0)
+
+
+def test_inference_config_has_paper_keys(compose):
+    cfg = compose("inference")
+    assert list(cfg.unaligned_shift) == [0] and cfg.frames_per_second == 31
+    for key in ("comp_modelckpt", "inference_result_path", "SMD_data_root", "pair_pkl_dir"):
+        assert key in cfg
+    assert cfg.task.sampling.type == "cfdg_ddpm_x0" and cfg.task.sampling.steps is None
+    assert cfg.protocol == "paper"
+
+
+def test_fast_sampling_is_one_override(compose):
+    cfg = compose("inference", ["sampling=fast"])
+    assert cfg.task.sampling.type == "ddim_x0" and cfg.task.sampling.steps >= 1
+
+
+def test_paper_command_line_composes_and_names_the_run_as_published(compose):
+    cfg = compose("spec_roll", PAPER_COMMAND)
+    assert cfg.model.args.kernel_size == 9 and cfg.model.args.spec_dropout == 0
+    assert cfg.trainer.max_epochs == 2000 and cfg.dataloader.train.num_workers == 8
+    assert run_name(cfg) == "ClassifierFreeDiffRoll-L15-C512-beta0.02-x_0-cfdg_ddpm_x0-w=0-p=0-k=9-dia=2-4-MAESTRO"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU fallback")
+def test_gpus_1_without_gpu_falls_back_to_cpu_with_one_warning(compose, caplog):
+    cfg = compose("spec_roll", PAPER_COMMAND)
+    with caplog.at_level(logging.WARNING):
+        kwargs = trainer_kwargs(cfg.trainer)
+    assert kwargs["accelerator"] == "cpu" and kwargs["devices"] == 1 and "gpus" not in kwargs
+    warnings = [r for r in caplog.records if "no GPU" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_gpus_0_means_cpu_without_warning(compose, caplog):
+    cfg = compose("spec_roll", ["gpus=0"])
+    with caplog.at_level(logging.WARNING):
+        kwargs = trainer_kwargs(cfg.trainer)
+    assert kwargs["accelerator"] == "cpu" and not caplog.records
+
+
+def test_trainer_options_beyond_the_paper_are_overrides(compose):
+    cfg = compose(
+        "spec_roll",
+        ["trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.num_nodes=2",
+         "trainer.precision=bf16-mixed", "trainer.limit_train_batches=3", "trainer.fast_dev_run=true"],
+    )
+    kwargs = trainer_kwargs(cfg.trainer)
+    assert kwargs["strategy"] == "ddp" and kwargs["devices"] == 2 and kwargs["accelerator"] == "cpu"
+    assert kwargs["num_nodes"] == 2 and kwargs["precision"] == "bf16-mixed"
+    assert kwargs["limit_train_batches"] == 3 and kwargs["fast_dev_run"] is True
+
+
+def test_small_cpu_experiment_builds_a_small_model(compose):
+    cfg = compose("spec_roll", ["experiment=cpu_small"])
+    model = build_model(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert cfg.model.args.residual_layers <= 6 and cfg.model.args.residual_channels <= 64
+    assert n_params < 2_000_000
+    assert cfg.gpus == 0
+
+
+def test_loader_without_workers_drops_worker_options(compose):
+    cfg = compose("spec_roll", ["dataloader.train.num_workers=0"])
+    loader = make_loader(list(range(8)), cfg.dataloader.train)
+    assert loader.num_workers == 0 and loader.batch_size == 16
