@@ -1,0 +1,42 @@
+# DiffVel: `make demo` sets up and runs the whole pipeline on the synthetic corpus (CPU, < 30 min);
+# `make test` sets up and runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-deps test demo bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+# FluidSynth and the MuseScore General SoundFont for the synthetic corpus. Best effort: without root
+# (or without apt) the corpus generator falls back, with a warning, to a pip-only renderer.
+system-deps:
+	@if [ -f /usr/share/sounds/sf3/MuseScore_General.sf3 ] && ldconfig -p 2>/dev/null | grep -q libfluidsynth; then \
+		echo "FluidSynth and MuseScore General already installed"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
+		(apt-get install -y -q libfluidsynth3 musescore-general-soundfont-small >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libfluidsynth3 musescore-general-soundfont-small >/dev/null 2>&1)) \
+		|| echo "warning: could not install libfluidsynth3 / musescore-general-soundfont-small; using the fallback renderer"; \
+	else \
+		echo "warning: no root/apt: the synthetic corpus will use the fallback renderer"; \
+	fi
+
+setup: $(STAMP) system-deps
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m utils.demo
+
+bench: setup
+	$(PY) bench/inference.py
+	$(PY) bench/loader.py
+
+clean:
+	rm -rf $(VENV) demo_out outputs runs
