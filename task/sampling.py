@@ -20,7 +20,15 @@ UNCONDITIONAL_SPEC_VALUE = -1.0
 
 
 def _randn(shape, generator, device):
-    """Standard-normal noise drawn on the CPU generator, so a seed means the same on every device."""
+    """Standard-normal noise drawn on CPU generators, so a seed means the same on every device.
+
+    `generator` is one torch.Generator for the whole batch, or a list with one per batch item: then
+    each item's noise depends only on its own generator, and batching segments changes no number.
+    """
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator]).to(device)
     return torch.randn(shape, generator=generator).to(device)
 
 
@@ -57,7 +65,8 @@ def sample_velocity(
     """Run the sampler; returns the velocity roll (B, 1, 640, 88) in the model's [0, 1] scale.
 
     waveform (B, 327680); frame_roll (B, 640, 88) or (B, 1, 640, 88), the score as given to the model
-    (unnormalised, as the published inference passes it). `steps` visits a subset of the diffusion
+    (unnormalised, as the published inference passes it). `generator`: a torch.Generator, or one per
+    item (see `_randn`). `steps` visits a subset of the diffusion
     steps (None = all 200); `ddim_x0` is deterministic after the initial noise.
     """
     if sampler not in SAMPLERS:

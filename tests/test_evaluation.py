@@ -54,21 +54,32 @@ def test_paper_metrics_do_not_mutate_inputs(reference):
     np.testing.assert_array_equal(outputs[0]["velocity_output"], before)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_classification_scores_match_sklearn(seed):
-    rng = np.random.default_rng(seed)
-    truth = rng.random(500) < 0.2
-    predicted = rng.random(500) < 0.5
-    got = classification_scores(truth, predicted)
+@pytest.mark.parametrize("case", ["random", "all_predicted", "none_predicted", "all_true", "none_true"])
+def test_classification_scores_match_sklearn(case):
+    rng = np.random.default_rng(0)
+    truth, predicted = rng.random(500) < 0.2, rng.random(500) < 0.5
+    if case == "all_predicted":
+        predicted = np.ones(500, bool)
+    elif case == "none_predicted":
+        predicted = np.zeros(500, bool)
+    elif case == "all_true":
+        truth = np.ones(500, bool)
+    elif case == "none_true":
+        truth = np.zeros(500, bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = classification_scores(truth, predicted)
     y, p = truth.astype(float), predicted.astype(float)
-    support = precision_recall_fscore_support(y, p)
-    want = {
-        "average_precision_score": average_precision_score(y, p),
-        "f1_score": f1_score(y, p, average="macro"),
-        "precision_score": precision_score(y, p, average="macro"),
-        "recall_score": recall_score(y, p, average="macro"),
-        "frame_precision": support[0][1], "frame_recall": support[1][1], "frame_f1": support[2][1],
-    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns about the undefined cases it sets to 0
+        support = precision_recall_fscore_support(y, p)
+        want = {
+            "average_precision_score": average_precision_score(y, p),
+            "f1_score": f1_score(y, p, average="macro"),
+            "precision_score": precision_score(y, p, average="macro"),
+            "recall_score": recall_score(y, p, average="macro"),
+            "frame_precision": support[0][1], "frame_recall": support[1][1], "frame_f1": support[2][1],
+        }
     assert got == pytest.approx(want, rel=1e-12)
 
 

@@ -185,7 +185,7 @@ def test_cli_end_to_end(reference, tmp_path, capsys):
     assert charts == [f"run-z3-{stamp}_{kind}.png" for kind in ("error_by_velocity", "error_histogram", "velocity_scatter")]
 
 
-def test_cli_corrected_protocol_and_errors(reference, tmp_path):
+def test_cli_corrected_protocol_and_errors(reference, tmp_path, capsys):
     pair_dir = tmp_path / "pairs"
     pair_dir.mkdir()
     empty = subprocess.run([sys.executable, "post_processing_gnoise.py", "--output_dir", str(tmp_path / "o"),
@@ -208,4 +208,6 @@ def test_cli_corrected_protocol_and_errors(reference, tmp_path):
     assert not (tmp_path / "o" / "outputs" / "chart").exists()
 
     (pair_dir / "broken_pair_0_t.npy").write_text("not numpy")
+    capsys.readouterr()
     assert post_processing_gnoise.main(["--output_dir", str(tmp_path / "o"), "--npy_pair_dir", str(pair_dir)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: broken_pair_0_t.npy: not a .npy file (the magic string is not correct; expected b'\\x93NUMPY', got b'not nu')"
