@@ -8,6 +8,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from utils.datasets import build_dataset
+from utils.maestro import EpochCropSampler
 from utils.training import build_model, make_loader, run_name, trainer_kwargs
 
 log = logging.getLogger("train_spec_roll")
@@ -32,7 +33,7 @@ def main(cfg: DictConfig) -> None:
     log.info("run folder: %s", tensorboard.log_dir)
     trainer.fit(
         model,
-        make_loader(train_set, cfg.dataloader.train),
+        make_loader(train_set, cfg.dataloader.train, sampler=EpochCropSampler(train_set)),
         make_loader(val_set, cfg.dataloader.val),
         ckpt_path=cfg.ckpt_path,
     )

@@ -13,7 +13,7 @@ from utils.synth import corpus as corpus_module
 from utils.synth.__main__ import main as synth_main
 from utils.synth.corpus import COLUMNS, TINY, CorpusConfig, piece_specs, write_corpus
 from utils.synth.loudness import loudness_db, measure_grid, non_monotonic
-from utils.synth.performance import PEDAL_CC, TAIL_SECONDS, generate_performance, midi_bytes
+from utils.synth.performance import PEDAL_CC, TAIL_SECONDS, _beat_durations, generate_performance, midi_bytes
 from utils.synth.render import (AdditiveRenderer, FluidSynthRenderer, RendererUnavailable, make_renderer)
 
 RENDER_RATE = 16000
@@ -63,6 +63,14 @@ def test_keys_pedal_and_timing_are_valid():
         for note in sorted(piano.notes, key=lambda n: n.start):
             assert note.start >= by_key.get(note.pitch, -1.0), f"overlapping notes on key {note.pitch}"
             by_key[note.pitch] = note.end
+
+
+def test_rubato_warps_the_beat_and_slows_into_phrase_ends():
+    steady = _beat_durations(np.random.default_rng(0), 64, 100.0, phrase_ends=[])
+    phrased = _beat_durations(np.random.default_rng(0), 64, 100.0, phrase_ends=[16, 32, 48])
+    assert 0.02 < steady.std() / steady.mean() < 0.12  # a smooth tempo curve, not a fixed grid
+    for end in (16, 32, 48):
+        assert phrased[end - 1] > steady[end - 1] * 1.04  # ritardando on the last beat of each phrase
 
 
 def test_generator_rejects_too_short_performances():

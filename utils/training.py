@@ -40,9 +40,16 @@ def run_name(cfg: DictConfig) -> str:
     )
 
 
-def make_loader(dataset, loader_cfg: DictConfig) -> DataLoader:
-    """A DataLoader from a `dataloader.<split>` config; worker-only options are dropped without workers."""
+def make_loader(dataset, loader_cfg: DictConfig, sampler=None) -> DataLoader:
+    """A DataLoader from a `dataloader.<split>` config; worker-only options are dropped without workers.
+
+    A `sampler` (e.g. the training set's EpochCropSampler, which draws new crops every epoch)
+    replaces `shuffle`.
+    """
     kwargs = OmegaConf.to_container(loader_cfg, resolve=True)
+    if sampler is not None:
+        kwargs.pop("shuffle", None)
+        kwargs["sampler"] = sampler
     if kwargs.get("num_workers", 0) == 0:
         for key in WORKER_ONLY_LOADER_KEYS:
             kwargs.pop(key, None)
