@@ -12,7 +12,8 @@ from utils.pairs import load_pairs
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    assert demo.main(["--out", str(out), "--tiny", "--train-steps", "3", "--sampling", "fast"]) == 0
+    assert demo.main(["--out", str(out), "--tiny", "--train-steps", "3", "--sampling", "fast",
+                      "--train-override", "val_freq=1"]) == 0
     return out
 
 
