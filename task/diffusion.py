@@ -114,13 +114,16 @@ class SpecRollDiffusion(pl.LightningModule):
 
     # ----- inference -----
 
-    def sample(self, waveform, frame_roll, generator=None, exact_savings=True, progress=False, **overrides):
+    def sample(self, waveform, frame_roll, generator=None, exact_savings=True, progress=False,
+               precision="fp32", compile=False, **overrides):
         """Estimate the velocity roll (B, 1, 640, 88) in [0, 1] scale for waveforms (B, L) and scores.
 
         Sampler settings come from the `sampling` hyperparameters (type, w, steps), overridable.
+        `precision` ("fp32" | "bf16") and `compile` are the speed options of `sample_velocity`.
         """
         args = {**self.sampling_args, **overrides}
         return sample_velocity(
             self, waveform, frame_roll, sampler=args["type"], w=float(args.get("w", 0.0)),
             steps=args.get("steps"), generator=generator, exact_savings=exact_savings, progress=progress,
+            precision=precision, compile=compile,
         )

@@ -1,0 +1,416 @@
+"""Per-segment inference time of DiffVel: the published loop against every fast path.
+
+    python -m bench.inference --model both --threads 2 [--steps-to-time 4] [--out bench.md]
+    python -m bench.inference --model full --key-only     # published loop vs the sampling=fast config
+
+Each setting is timed through `task.sampling.sample_velocity` on random weights and random inputs
+(speed does not depend on the weights). The published loop (2 full passes per step, spectrogram
+recomputed in each) is timed for --steps-to-time steps and extrapolated linearly to 200; the fast
+paths are timed at k = 1 and 1 + --steps-to-time steps, fitted as setup + k * per-step, and every other
+k is measured directly when one run fits in --direct-budget seconds, else extrapolated from the fit.
+The table says which. Times are the minimum over --repeats runs (the machine is shared); the 1-minute
+load average is printed beside each row. Prints a Markdown table to paste into docs/speed.md.
+
+OMP_WAIT_POLICY defaults to PASSIVE here (set it to ACTIVE to override): on a shared machine,
+spinning OpenMP threads that wait for a busy core made 2-thread timings up to 60x slower and erratic.
+"""
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede the first torch import
+
+import argparse  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from task.sampling import sample_velocity  # noqa: E402
+from utils.conventions import N_KEYS, SEGMENT_FRAMES, SEGMENT_SAMPLES  # noqa: E402
+from utils.report import atomic_write_bytes  # noqa: E402
+from utils.training import build_model  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PAPER_STEPS = 200
+FAST_KS = (1, 2, 5, 10, 20, 50)
+MODEL_OVERRIDES = {
+    # the paper's trained model: 15 layers x 512 channels, kernel 9 (config/model default is kernel 3)
+    "full": ["model.args.kernel_size=9"],
+    "small": ["experiment=cpu_small"],
+}
+
+
+def compose_config(config_name: str, overrides) -> DictConfig:
+    """A config of config/ with overrides, as the entry scripts compose it."""
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def make_model(kind: str, device: torch.device, seed: int = 0):
+    """The full-size or small CPU model with seeded random weights, in eval mode on `device`."""
+    torch.manual_seed(seed)
+    model = build_model(compose_config("spec_roll", MODEL_OVERRIDES[kind]))
+    return model.to(device).eval()
+
+
+def random_segments(batch: int, seed: int = 0):
+    """Waveforms (B, 327680) and sparse score rolls (B, 640, 88) standing in for test segments."""
+    g = torch.Generator().manual_seed(seed)
+    waveform = 0.1 * torch.randn((batch, SEGMENT_SAMPLES), generator=g)
+    score = (torch.rand((batch, SEGMENT_FRAMES, N_KEYS), generator=g) > 0.97).float()
+    return waveform, score
+
+
+def load_1min() -> float:
+    return os.getloadavg()[0]
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak resident memory (bytes) of this process while the block runs, sampled every 5 ms.
+
+    On CUDA it reports the peak allocated device memory instead. Without /proc (not Linux) it
+    falls back to the process-wide ru_maxrss, which never decreases.
+    """
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak, self._stop = device, 0, threading.Event()
+        self._proc = os.path.exists("/proc/self/statm")
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            self._stop.wait(0.005)
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self._proc:
+            self.peak = _rss_bytes()
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        elif self._proc:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss_bytes())
+        else:
+            import resource
+
+            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return False
+
+
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_gflops(device: torch.device, dtype=torch.float32, sizes=(1024, 2048), repeats: int = 8) -> float:
+    """The machine's practical peak: best GFLOP/s of square matmuls in `dtype` over sizes and repeats."""
+    best = 0.0
+    for n in sizes:
+        a = torch.randn((n, n), device=device).to(dtype)
+        b = torch.randn((n, n), device=device).to(dtype)
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            torch.mm(a, b)
+            _sync(device)
+            best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def machine_peaks(device: torch.device) -> dict:
+    """Matmul peak GFLOP/s per precision ("fp32", "bf16")."""
+    return {"fp32": peak_gflops(device), "bf16": peak_gflops(device, torch.bfloat16)}
+
+
+def count_flops(fn) -> int:
+    """Floating-point operations (multiply-add = 2) of fn() by torch's FLOP counter (FFTs not counted)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@dataclass(frozen=True)
+class NetworkFlops:
+    """FLOPs of one segment's pieces: a full published forward, the cached setup, one denoise pass."""
+
+    forward: int  # model.forward: mel + FiLM + conditioners + denoise
+    setup: int  # spectrogram + FiLM + conditioner projections, once per segment when cached
+    denoise: int  # one network pass with cached conditions
+
+    def per_segment(self, setting: "Setting", steps: int) -> int:
+        if not setting.exact_savings:
+            return 2 * steps * self.forward
+        passes_per_step = 1 if setting.w == 0 else 2  # the unconditional pass is skipped when w == 0
+        return self.setup + passes_per_step * steps * self.denoise
+
+
+def network_flops(model, device: torch.device) -> NetworkFlops:
+    waveform, score = (t.to(device) for t in random_segments(1))
+    x = torch.randn((1, 1, SEGMENT_FRAMES, N_KEYS), device=device)
+    t = torch.tensor([PAPER_STEPS - 1], device=device)
+
+    def setup():
+        spec = model.spectrogram(waveform)[..., :SEGMENT_FRAMES]
+        return model.film(score), model.conditioners(spec)
+
+    with torch.no_grad():
+        film, conditioners = setup()
+    return NetworkFlops(
+        forward=count_flops(lambda: model(x, waveform, score, t)),
+        setup=count_flops(setup),
+        denoise=count_flops(lambda: model.denoise(x, t, film, conditioners)),
+    )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One way of sampling; `batch` segments go through the sampler together."""
+
+    label: str
+    sampler: str = "ddim_x0"
+    exact_savings: bool = True
+    batch: int = 1
+    precision: str = "fp32"
+    compile: bool = False
+    w: float = 0.0
+
+
+@dataclass
+class Row:
+    model: str
+    setting: Setting
+    steps: int
+    seconds: float  # per segment
+    how: str
+    flops: int  # per segment
+    peak_mb: float
+    load: float
+
+
+def time_run(model, setting: Setting, steps: int, repeats: int, device: torch.device) -> float:
+    """Best wall time (s) per segment of sampling one batch with `steps` visited steps."""
+    waveform, score = random_segments(setting.batch)
+    best = float("inf")
+    for _ in range(repeats):
+        generators = [torch.Generator().manual_seed(i) for i in range(setting.batch)]
+        _sync(device)
+        start = time.perf_counter()
+        sample_velocity(
+            model, waveform, score, sampler=setting.sampler, w=setting.w, steps=steps, generator=generators,
+            exact_savings=setting.exact_savings, precision=setting.precision, compile=setting.compile,
+        )
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best / setting.batch
+
+
+def warm_up(model, setting: Setting, device: torch.device) -> float:
+    """One 1-step run (allocations, oneDNN kernels, torch.compile); returns its wall time."""
+    start = time.perf_counter()
+    time_run(model, setting, 1, 1, device)
+    return time.perf_counter() - start
+
+
+def measure_curve(model, setting, ks, probe, repeats, budget, device):
+    """Seconds per segment for each k in ks: {k: (seconds, how)} from a setup + k * step fit.
+
+    The probe step counts are always measured; another k is measured when one batch run is predicted
+    to take at most `budget` seconds, else extrapolated.
+    """
+    measured = {k: time_run(model, setting, k, repeats, device) for k in probe}
+    slope = (measured[probe[1]] - measured[probe[0]]) / (probe[1] - probe[0])
+    setup = measured[probe[0]] - slope * probe[0]
+    result = {}
+    for k in ks:
+        predicted = setup + slope * k
+        if k not in measured and predicted * setting.batch <= budget:
+            measured[k] = time_run(model, setting, k, repeats, device)
+        if k in measured:
+            result[k] = (measured[k], "measured")
+        else:
+            result[k] = (predicted, f"extrapolated (fit of k={probe[0]},{probe[1]})")
+    return result
+
+
+def bench_model(kind: str, args, device: torch.device, notes: list) -> list[Row]:
+    """All rows of one model: the published loop, then each fast path."""
+    model = make_model(kind, device)
+    flops = network_flops(model, device)
+    n = min(args.steps_to_time, PAPER_STEPS)
+    probe = (1, 1 + args.steps_to_time)
+    rows = []
+
+    def add(setting, results, peak):
+        for k, (seconds, how) in results.items():
+            rows.append(Row(kind, setting, k, seconds, how, flops.per_segment(setting, k),
+                            peak / 2**20, load_1min()))
+
+    published = Setting("published loop (2 passes, spectrogram per pass)", "cfdg_ddpm_x0", exact_savings=False)
+    warm_up(model, published, device)
+    with PeakMemory(device) as mem:
+        per_step = time_run(model, published, n, args.repeats, device) / n
+    how = "measured" if n == PAPER_STEPS else f"extrapolated x{PAPER_STEPS}/{n} (timed {n} steps)"
+    add(published, {PAPER_STEPS: (per_step * PAPER_STEPS, how)}, mem.peak)
+
+    families = [(Setting("exact savings, strided DDPM", "cfdg_ddpm_x0"), FAST_KS + (PAPER_STEPS,)),
+                (Setting("exact savings, DDIM"), FAST_KS),
+                (Setting(f"batched x{args.batch}, strided DDPM", "cfdg_ddpm_x0", batch=args.batch), (10, PAPER_STEPS)),
+                (Setting(f"batched x{args.batch}, DDIM", batch=args.batch), (10,)),
+                (Setting("bf16 autocast, DDIM", precision="bf16"), (10,)),
+                (Setting(f"bf16 autocast, batched x{args.batch}, DDIM", precision="bf16", batch=args.batch), (10,))]
+    if not args.skip_compile:
+        families += [(Setting("torch.compile, DDIM", compile=True), (10,)),
+                     (Setting("torch.compile + bf16, DDIM", compile=True, precision="bf16"), (10,))]
+    for setting, ks in families:
+        first = warm_up(model, setting, device)
+        if setting.compile:
+            notes.append(f"{kind}: first call of '{setting.label}' (compilation) took {first:.1f} s, excluded")
+        with PeakMemory(device) as mem:
+            results = measure_curve(model, setting, ks, probe, args.repeats, args.direct_budget, device)
+        add(setting, results, mem.peak)
+    return rows
+
+
+def key_comparison(kind: str, args, device: torch.device) -> list[Row]:
+    """The published loop against the `sampling=fast` config, both timed directly (no fit)."""
+    model = make_model(kind, device)
+    flops = network_flops(model, device)
+    fast_cfg = compose_config("inference", ["sampling=fast"]).task.sampling
+    fast = Setting(f"sampling=fast config, batched x{args.batch}", fast_cfg.type, batch=args.batch, w=float(fast_cfg.w))
+    published = Setting("published loop (2 passes, spectrogram per pass)", "cfdg_ddpm_x0", exact_savings=False)
+    n = min(args.steps_to_time, PAPER_STEPS)
+    rows = []
+    for setting, steps in ((published, n), (fast, int(fast_cfg.steps))):
+        warm_up(model, setting, device)
+        with PeakMemory(device) as mem:
+            seconds = time_run(model, setting, steps, args.repeats, device)
+        if setting is published:
+            seconds, how, steps = seconds / n * PAPER_STEPS, f"extrapolated x{PAPER_STEPS}/{n} (timed {n} steps)", PAPER_STEPS
+        else:
+            how = "measured"
+        rows.append(Row(kind, setting, steps, seconds, how, flops.per_segment(setting, steps),
+                        mem.peak / 2**20, load_1min()))
+    return rows
+
+
+def interleaved_options(kind: str, args, device: torch.device) -> list[Row]:
+    """fp32 / bf16 / compile / compile + bf16 on the DDIM path, timed in interleaved rounds.
+
+    Round r times every option once, so load from other processes hits all options alike; each
+    option keeps its best round. Steps: 1 + --steps-to-time, batch 1 and --batch.
+    """
+    model = make_model(kind, device)
+    flops = network_flops(model, device)
+    steps = 1 + args.steps_to_time
+    options = [Setting(f"DDIM, {label}, batch {batch}", precision=precision, compile=compiled, batch=batch)
+               for batch in (1, args.batch)
+               for label, precision, compiled in (("fp32", "fp32", False), ("bf16", "bf16", False),
+                                                  ("compile", "fp32", True), ("compile + bf16", "bf16", True))
+               if compiled is False or not args.skip_compile]
+    for setting in options:
+        warm_up(model, setting, device)
+    best = {setting: float("inf") for setting in options}
+    for _ in range(args.repeats):
+        for setting in options:
+            best[setting] = min(best[setting], time_run(model, setting, steps, 1, device))
+    return [Row(kind, setting, steps, best[setting], f"interleaved, best of {args.repeats} rounds",
+                flops.per_segment(setting, steps), float("nan"), load_1min()) for setting in options]
+
+
+def markdown_table(rows: list[Row], peaks: dict) -> str:
+    """One line per row; speed-up against the published loop of the same model in the same run."""
+    # the published loop, or (interleaved mode) the fp32 eager batch-1 setting
+    baseline = {r.model: r.seconds for r in rows if not r.setting.exact_savings}
+    for r in rows:
+        if r.model not in baseline and r.setting.precision == "fp32" and not r.setting.compile:
+            baseline[r.model] = r.seconds
+    header = ("| model | setting | steps | batch | s / segment | speed-up | GFLOP/s | % of peak | peak RSS MB | load 1 min | how |\n"
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    lines = [header]
+    for r in rows:
+        gflops = r.flops / r.seconds / 1e9
+        peak = peaks["bf16" if r.setting.precision == "bf16" else "fp32"]
+        lines.append(
+            f"| {r.model} | {r.setting.label} | {r.steps} | {r.setting.batch} | {r.seconds:.3g} | "
+            f"{baseline[r.model] / r.seconds:.1f}x | {gflops:.1f} | {100 * gflops / peak:.0f}% | {r.peak_mb:.0f} | "
+            f"{r.load:.2f} | {r.how} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=("full", "small", "both"), default="both")
+    parser.add_argument("--steps-to-time", type=int, default=4,
+                        help="steps of the published loop to time (extrapolated to 200); fits use k=1 and 1+N")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per measurement; the minimum is kept")
+    parser.add_argument("--batch", type=int, default=4, help="segments per batch in the batched settings")
+    parser.add_argument("--direct-budget", type=float, default=8.0,
+                        help="measure a step count directly when one batch run is predicted to take <= this (s)")
+    parser.add_argument("--skip-compile", action="store_true", help="leave out the torch.compile settings")
+    parser.add_argument("--key-only", action="store_true", help="only the published loop vs the sampling=fast config")
+    parser.add_argument("--interleaved-options", action="store_true",
+                        help="only fp32 / bf16 / compile / compile+bf16 (DDIM), timed in interleaved rounds; "
+                             "speed-up is against fp32 eager batch 1")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    args = parser.parse_args(argv)
+    if args.steps_to_time < 1:
+        parser.error("--steps-to-time must be >= 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    kinds = ("full", "small") if args.model == "both" else (args.model,)
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    peaks_before = machine_peaks(device)
+    rows, notes = [], []
+    for kind in kinds:
+        start = time.perf_counter()
+        if args.key_only:
+            rows += key_comparison(kind, args, device)
+        elif args.interleaved_options:
+            rows += interleaved_options(kind, args, device)
+        else:
+            rows += bench_model(kind, args, device, notes)
+        print(f"{kind}: benchmarked in {time.perf_counter() - start:.0f} s", flush=True)
+    peaks_after = machine_peaks(device)  # measured twice: a busy moment must not lower the peak
+    peaks = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before}
+    print(f"peak matmul (best of 1024/2048 square, before / after): fp32 {peaks_before['fp32']:.0f} / "
+          f"{peaks_after['fp32']:.0f} GFLOP/s, bf16 {peaks_before['bf16']:.0f} / {peaks_after['bf16']:.0f} GFLOP/s")
+    table = markdown_table(rows, peaks)
+    print()
+    print(table)
+    for note in notes:
+        print(f"- {note}")
+    print(f"- times are the best of {args.repeats} runs; 'extrapolated' rows are setup + k x per-step from timed runs")
+    print(f"- load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.out:
+        atomic_write_bytes(args.out, (table + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
