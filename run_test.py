@@ -81,7 +81,8 @@ def excerpt_pairs(cfg, model, h5_path: Path, shift, pair_dir: Path, stamp: str):
         log.info("%s: reusing %s (overwrite=true recomputes)", h5_path.name, previous.name)
         return load_pairs(previous)
     segments = load_segments(h5_path, shift, cfg.protocol, cfg.frames_per_second)
-    outputs = estimate_segments(model, segments, h5_path.stem, shift, seed=cfg.seed, batch_segments=cfg.batch_segments)
+    outputs = estimate_segments(model, segments, h5_path.stem, shift, seed=cfg.seed, batch_segments=cfg.batch_segments,
+                                precision=cfg.precision, compile=cfg.compile)
     output_dicts, target_dicts = pair_dicts(segments, outputs)
     save_pairs(pair_dir / f"{h5_path.stem}_pair_{shift}_{stamp}.npy", output_dicts, target_dicts)
     return output_dicts, target_dicts

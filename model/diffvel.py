@@ -15,9 +15,8 @@ from model.layers import DiffusionEmbedding, ResidualBlockWithFiLM, kaiming_conv
 from model.normalization import MinMaxNormalization
 from task.diffusion import SpecRollDiffusion, plain
 from utils.checkpoint import CheckpointError, check_architecture, check_state_dict, load_checkpoint
-from utils.conventions import N_KEYS, SEGMENT_FRAMES
+from utils.conventions import N_KEYS, SEGMENT_FRAMES, UNCONDITIONAL_SPEC_VALUE
 
-UNCONDITIONAL_SPEC_VALUE = -1.0  # the "no audio" spectrogram of classifier-free guidance
 
 
 class ClassifierFreeDiffRoll(SpecRollDiffusion):

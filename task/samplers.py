@@ -17,12 +17,13 @@ def ddpm_x0_step(schedule: LinearSchedule, x_t, x0_pred, t: int, t_prev: int, no
     """One ancestral (DDPM) step from t to t_prev written in x0 form (the paper's `cfdg_ddpm_x0`).
 
     With t_prev = t - 1 this is exactly the published update; with a larger gap it is the same
-    posterior on a strided schedule. At the last step (t_prev < 0) the published code returns
-    x0 / sqrt(abar_0), and so does this function.
+    posterior on a strided schedule. At the last step from t = 0 the published code returns
+    x0 / sqrt(abar_0) (a 0.005 % scale-up), and so does this function; a strided schedule that
+    ends at t > 0 returns x0 itself (dividing by sqrt(abar_t) there would inflate it).
     """
     s = schedule
     if t_prev < 0:
-        return x0_pred / s.sqrt_alphas_cumprod[t]
+        return x0_pred / s.sqrt_alphas_cumprod[0] if t == 0 else x0_pred
     # 1 - alpha_t of the (possibly strided) step; equals betas[t] for consecutive steps
     one_minus_alpha = 1 - s.alphas[t] if t_prev == t - 1 else 1 - s.alphas_cumprod[t] / s.alphas_cumprod[t_prev]
     sigma = s.sqrt_one_minus_alphas_cumprod[t_prev] / s.sqrt_one_minus_alphas_cumprod[t] * torch.sqrt(one_minus_alpha)

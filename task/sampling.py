@@ -21,11 +21,10 @@ import torch
 from tqdm.auto import tqdm
 
 from task.samplers import ddim_x0_step, ddpm_x0_step, guided_x0, step_schedule
-from utils.conventions import N_KEYS, SEGMENT_FRAMES
+from utils.conventions import N_KEYS, SEGMENT_FRAMES, UNCONDITIONAL_SPEC_VALUE
 
 SAMPLERS = ("cfdg_ddpm_x0", "ddim_x0")
 PRECISIONS = ("fp32", "bf16")
-UNCONDITIONAL_SPEC_VALUE = -1.0
 
 _compiled_denoise = weakref.WeakKeyDictionary()  # model -> torch.compile(type(model).denoise)
 

@@ -98,3 +98,18 @@ def test_checkpoint_that_does_not_fit_the_config_is_refused(config):
 def test_missing_checkpoint_is_named(config, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.ckpt: checkpoint file not found"):
         run_test.run(config(f"comp_modelckpt={tmp_path / 'missing.ckpt'}"))
+
+
+def test_bf16_option_reaches_the_sampler_and_stays_close(config, tmp_path):
+    run_test.run(config(f"pair_pkl_dir={tmp_path / 'fp32'}"))
+    run_test.run(config("precision=bf16", f"pair_pkl_dir={tmp_path / 'bf16'}"))
+    fp32, bf16 = _pair_outputs(tmp_path / "fp32"), _pair_outputs(tmp_path / "bf16")
+    for name in fp32:
+        for x, y in zip(fp32[name], bf16[name]):
+            assert not np.array_equal(x, y)  # the option changed the arithmetic
+            np.testing.assert_allclose(x, y, atol=0.02)  # ...by rounding only
+
+
+def test_unknown_precision_is_named(config):
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        run_test.run(config("precision=fp8"))

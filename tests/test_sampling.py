@@ -45,17 +45,24 @@ def test_full_200_step_loop_is_seeded_and_reproducible(reference_model, segment)
     assert not torch.allclose(_run(reference_model, segment, seed=11, steps=5), _run(reference_model, segment, seed=12, steps=5))
 
 
-def test_ddpm_final_step_matches_a_manual_last_step(reference_model, segment):
-    """With one visited step the loop is exactly x0(x_T) / sqrt(abar_0), the published t = 0 update."""
+def test_ddpm_with_one_step_returns_the_first_x0_prediction(reference_model, segment):
+    """A one-step strided schedule visits t = 199 only and returns x0(x_T) itself (no 1/sqrt(abar_199))."""
     waveform, roll = segment
     generator = torch.Generator().manual_seed(5)
     out = sample_velocity(reference_model, waveform, roll, steps=1, generator=generator)
     x_T = torch.randn((1, 1, 640, 88), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         x0, _ = reference_model(x_T, waveform, roll.unsqueeze(1), torch.tensor([199]))
-    # steps=1 visits t = 199 only, whose "previous" step is the end: x0 / sqrt(abar_199)
-    expected = x0 / reference_model.schedule.sqrt_alphas_cumprod[199]
-    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out, x0, rtol=1e-5, atol=1e-6)
+
+
+def test_ddpm_last_step_from_t0_divides_by_sqrt_abar0_as_published(reference_model):
+    from task.samplers import ddpm_x0_step
+
+    x0 = torch.ones(1, 1, 640, 88)
+    out = ddpm_x0_step(reference_model.schedule, torch.zeros_like(x0), x0, 0, -1, None)
+    torch.testing.assert_close(out, x0 / reference_model.schedule.sqrt_alphas_cumprod[0])
+    assert out[0, 0, 0, 0].item() > 1.0
 
 
 @pytest.mark.parametrize("k", [1, 2, 5, 10])

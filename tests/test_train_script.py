@@ -19,7 +19,7 @@ RUN_NAME = "ClassifierFreeDiffRoll-L2-C8-beta0.02-x_0-cfdg_ddpm_x0-w=0-p=0.1-k=9
 TINY = [
     "experiment=cpu_small", "model.args.residual_channels=8", "model.args.residual_layers=2",
     "dataloader.train.num_workers=0", "dataloader.train.batch_size=1", "dataloader.val.batch_size=1",
-    "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+    "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "val_freq=1",
 ]
 STEPS_PER_EPOCH = 2  # the tiny corpus has 2 training pieces; batch size 1
 SUBPROCESS_TIMEOUT = 240

@@ -19,6 +19,9 @@ SEGMENT_FRAMES = SEGMENT_SAMPLES // HOP_LENGTH  # 640 frames, the score roll the
 # round(20.48 * 31) + 1 = 636 frames, then padded to 640 by copying the last 4 frames.
 PAPER_TEST_FPS = 31
 
+# The "no audio" spectrogram of classifier-free guidance (the published condition='fixed').
+UNCONDITIONAL_SPEC_VALUE = -1.0
+
 # MIDI velocity <-> model scale. Training targets are velocity / 128 (AudioLoader); the paper's
 # evaluation multiplies model outputs by 128.
 VELOCITY_SCALE = 128.0
