@@ -2,7 +2,7 @@
 
     python -m bench.loader --root data/synth [--workers 0 2] [--crops 48] [--train-steps 10] [--threads 2]
 
-The loader is the one training uses (MAESTRO dataset of the `dataset` config, EpochCropSampler,
+The loader is the one training uses (MAESTRO dataset of the `dataset` config, EpochSampler,
 `dataloader.train` options of experiment=cpu_small with num_workers replaced), read from a MAESTRO-layout
 folder such as the synthetic corpus (`python -m utils.synth --out DIR --tiny`). Epochs are chained
 (set_epoch) until --crops crops were delivered; the first batch (worker start-up) is timed apart.
@@ -23,9 +23,8 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from bench.inference import PeakMemory, compose_config, load_1min  # noqa: E402
 from utils.datasets import build_dataset  # noqa: E402
-from utils.maestro import EpochCropSampler  # noqa: E402
 from utils.report import atomic_write_bytes  # noqa: E402
-from utils.training import build_model, make_loader  # noqa: E402
+from utils.training import EpochSampler, build_model, make_loader  # noqa: E402
 
 
 def training_config(root: Path, cache_dir: Path | None, batch_size: int):
@@ -39,7 +38,7 @@ def training_config(root: Path, cache_dir: Path | None, batch_size: int):
 def loader_throughput(dataset, loader_cfg, workers: int, crops: int) -> dict:
     """Crops per second of the training loader with `workers` workers over chained epochs."""
     loader_cfg = OmegaConf.merge(loader_cfg, {"num_workers": workers})
-    sampler = EpochCropSampler(dataset)
+    sampler = EpochSampler(dataset, seed=0)
     loader = make_loader(dataset, loader_cfg, sampler=sampler)
     delivered, epoch, first_batch = 0, 0, None
     start = time.perf_counter()

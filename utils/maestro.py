@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, RandomSampler
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from utils.audio_io import AudioFileError, audio_info, cache_path_for, ensure_resampled, read_crop
@@ -214,15 +214,3 @@ class MAESTRO(Dataset):
         item["audio"] = torch.from_numpy(audio)
         item["path"] = str(piece.audio_path)
         return item
-
-
-class EpochCropSampler(RandomSampler):
-    """A shuffling sampler whose ``set_epoch`` also moves its MAESTRO dataset to that epoch's crops.
-
-    PyTorch Lightning (and most training loops) call ``sampler.set_epoch(epoch)`` before creating the
-    epoch's iterator, so with this sampler every epoch sees new, reproducible crops, also with
-    persistent DataLoader workers.
-    """
-
-    def set_epoch(self, epoch: int) -> None:
-        self.data_source.set_epoch(epoch)
