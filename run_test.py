@@ -83,7 +83,7 @@ def excerpt_pairs(cfg, model, h5_path: Path, shift, pair_dir: Path, stamp: str):
     segments = load_segments(h5_path, shift, cfg.protocol, cfg.frames_per_second)
     outputs = estimate_segments(model, segments, h5_path.stem, shift, seed=cfg.seed, batch_segments=cfg.batch_segments,
                                 precision=cfg.precision, compile=cfg.compile)
-    output_dicts, target_dicts = pair_dicts(segments, outputs)
+    output_dicts, target_dicts = pair_dicts(segments, outputs, cfg.protocol)
     save_pairs(pair_dir / f"{h5_path.stem}_pair_{shift}_{stamp}.npy", output_dicts, target_dicts)
     return output_dicts, target_dicts
 

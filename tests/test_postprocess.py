@@ -211,3 +211,25 @@ def test_cli_corrected_protocol_and_errors(reference, tmp_path, capsys):
     capsys.readouterr()
     assert post_processing_gnoise.main(["--output_dir", str(tmp_path / "o"), "--npy_pair_dir", str(pair_dir)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: broken_pair_0_t.npy: not a .npy file (the magic string is not correct; expected b'\\x93NUMPY', got b'not nu')"
+
+
+def test_corrected_threshold_uses_the_score_the_model_saw_when_stored():
+    """With a shifted score stored as `score_roll`, the silent cells come from it, not from frame_roll."""
+    from utils.postprocess import segment_thresholds
+
+    rng = np.random.default_rng(0)
+    output = rng.normal(0.0, 0.01, (1, 640, 88)).astype(np.float32)
+    output[0, 100:110, 40] = 0.9  # the note, where the shifted score says a key is down
+    frame_roll = np.zeros((1, 640, 88), np.float32)
+    frame_roll[0, 300:310, 40] = 1  # unshifted ground-truth score: elsewhere
+    score_roll = np.zeros((1, 640, 88), np.float32)
+    score_roll[0, 100:110, 40] = 1
+    target = {"frame_roll": frame_roll, "velocity_roll": frame_roll * 60}
+    outputs = [{"velocity_output": output}]
+    without = segment_thresholds(outputs, [target], 3.0, "corrected")[0]
+    with_score = segment_thresholds(outputs, [{**target, "score_roll": score_roll}], 3.0, "corrected")[0]
+    silent_in_score = output[score_roll == 0]
+    z = (silent_in_score - silent_in_score.mean()) / silent_in_score.std()
+    assert with_score == pytest.approx(float(silent_in_score[z > 3].min()))
+    # against the unshifted roll the note's cells count as noise and inflate the threshold
+    assert without > with_score

@@ -47,10 +47,17 @@ def estimate_segments(model, segments, excerpt: str, shift: float, seed: int = 0
     return outputs
 
 
-def pair_dicts(segments, outputs):
-    """[output_dict_list, target_dict_list] in the published layout: one dict per segment."""
+def pair_dicts(segments, outputs, protocol: str = "paper"):
+    """[output_dict_list, target_dict_list] in the published layout: one dict per segment.
+
+    The corrected protocol also stores `score_roll` (1, 640, 88), the (shifted) score the model was
+    given, on which its noise threshold is chosen instead of the ground truth.
+    """
     output_dicts = [{"velocity_output": out.astype(np.float32)} for out in outputs]
-    target_dicts = [seg.target for seg in segments]
+    target_dicts = [dict(seg.target) for seg in segments]
+    if protocol == "corrected":
+        for target, seg in zip(target_dicts, segments):
+            target["score_roll"] = seg.score_roll[None].astype(np.float32)
     return output_dicts, target_dicts
 
 

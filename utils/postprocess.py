@@ -51,9 +51,11 @@ def segment_thresholds(output_dict_list: list[dict], target_dict_list: list[dict
     """One noise threshold per segment (None where none exists; see `noise_threshold`)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
-    reference_key = "velocity_roll" if protocol == PAPER else "frame_roll"
     thresholds = []
     for index, (output, target) in enumerate(zip(output_dict_list, target_dict_list)):
+        # corrected: the score the model was given (`score_roll`, shifted like the model's input), or
+        # the unshifted score frame roll for pairs written without it
+        reference_key = "velocity_roll" if protocol == PAPER else ("score_roll" if "score_roll" in target else "frame_roll")
         if reference_key not in target:
             raise ValueError(f"segment {index}: no '{reference_key}' in the target dict")
         outputs = first_item(output["velocity_output"], "velocity_output", dtype=None)  # (T, 88), stored dtype
