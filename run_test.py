@@ -20,6 +20,9 @@ from tqdm.auto import tqdm
 
 import model as models
 from utils.evaluation import RUN_TEST_COLUMNS, evaluate
+
+# the corrected protocol adds the share of detected notes and mir_eval's velocity-aware note scores
+CORRECTED_COLUMNS = ("note_recall", "velocity_precision", "velocity_recall", "velocity_f1")
 from utils.inference import estimate_segments, load_segments, noise_check, pair_dicts
 from utils.pairs import load_pairs, save_pairs
 from utils.report import atomic_write_bytes, format_table, summary_row, write_csv, write_plots, write_summary_csv
@@ -104,13 +107,14 @@ def run(cfg: DictConfig) -> list[dict]:
     summary = []
     for shift in cfg.unaligned_shift:
         csv_path = result_dir / f"{cfg.result_name}_{cfg.protocol}_shift_{shift}-{stamp}.csv"
+        columns = RUN_TEST_COLUMNS + (CORRECTED_COLUMNS if cfg.protocol == "corrected" else ())
         rows, notes = [], []
         for h5_path in tqdm(h5_files, desc=f"excerpts (shift {shift})", unit="file"):
             output_dicts, target_dicts = excerpt_pairs(cfg, model, h5_path, shift, pair_dir, stamp)
             metrics = evaluate(output_dicts, target_dicts, cfg.protocol)
             means, stds = noise_check(output_dicts)
-            rows.append([means, stds, h5_path.name] + [metrics[c] for c in RUN_TEST_COLUMNS[3:]])
-            write_csv(csv_path, RUN_TEST_COLUMNS, rows)  # rewritten after each excerpt: always complete
+            rows.append([means, stds, h5_path.name] + [metrics[c] for c in columns[3:]])
+            write_csv(csv_path, columns, rows)  # rewritten after each excerpt: always complete
             save_object_npy(result_dir / f"{h5_path.stem}_{shift}_{stamp}.npy", published_error_profile(metrics["notes"]))
             notes.extend(metrics["notes"])
             log.info("%s: %d notes, MAE %.2f", h5_path.name, metrics["n_notes"], metrics["frame_max_error"])

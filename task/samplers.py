@@ -41,8 +41,14 @@ def ddim_x0_step(schedule: LinearSchedule, x_t, x0_pred, t: int, t_prev: int):
     return s.sqrt_alphas_cumprod[t_prev] * x0_pred + s.sqrt_one_minus_alphas_cumprod[t_prev] * eps
 
 
-def step_schedule(timesteps: int, steps: int | None) -> list[int]:
-    """Descending diffusion steps to visit: all of them, or `steps` evenly spaced ending at t = 0."""
+def step_schedule(timesteps: int, steps) -> list[int]:
+    """Descending diffusion steps to visit: all of them (None), `steps` evenly spaced ending at t = 0
+    (an int), or exactly the given steps (a list, e.g. [199, 120, 40, 0]: any subset)."""
+    if isinstance(steps, (list, tuple)) or hasattr(steps, "__iter__"):
+        visits = [int(t) for t in steps]
+        if not visits or any(not 0 <= t < timesteps for t in visits) or visits != sorted(set(visits), reverse=True):
+            raise ValueError(f"sampling.steps {list(visits)} must be distinct steps in 0..{timesteps - 1}, descending")
+        return visits
     if steps is None or steps >= timesteps:
         return list(range(timesteps - 1, -1, -1))
     if steps < 1:

@@ -76,6 +76,10 @@ def test_corrected_protocol_pairs_carry_notes(config, tmp_path):
     pair = next((tmp_path / "pairs" / "corrected").glob("*_pair_0_*.npy"))
     _, targets = load_pairs(pair)
     assert targets[0]["notes"].shape[1] == 4 and targets[0]["velocity_roll"].shape == (1, 640, 88)
+    assert targets[0]["score_roll"].shape == (1, 640, 88)
+    (csv_path,) = (tmp_path / "inference").glob("diffvel_corrected_shift_0-*.csv")
+    row = next(csv.DictReader(open(csv_path)))
+    assert 0 <= float(row["velocity_f1"]) <= 1 and 0 <= float(row["note_recall"]) <= 1
 
 
 def test_shifted_score_changes_the_condition_not_the_truth(config, tmp_path):

@@ -87,6 +87,16 @@ def test_step_schedules():
     assert step_schedule(200, 1) == [199]
     with pytest.raises(ValueError, match="sampling.steps must be >= 1"):
         step_schedule(200, 0)
+    assert step_schedule(200, [199, 120, 40, 0]) == [199, 120, 40, 0]
+    for bad in ([0, 199], [199, 199], [250, 0], []):
+        with pytest.raises(ValueError, match="must be distinct steps"):
+            step_schedule(200, bad)
+
+
+def test_ddim_over_an_explicit_subset_of_steps(reference_model, segment):
+    subset = _run(reference_model, segment, seed=4, sampler="ddim_x0", steps=[199, 150, 37, 0])
+    evenly = _run(reference_model, segment, seed=4, sampler="ddim_x0", steps=4)
+    assert torch.isfinite(subset).all() and not torch.allclose(subset, evenly)
 
 
 def test_unknown_sampler_is_named(reference_model, segment):
