@@ -35,8 +35,8 @@ demo: setup
 	$(PY) -m utils.demo
 
 bench: setup
-	$(PY) bench/inference.py
-	$(PY) bench/loader.py
+	$(PY) -m bench.inference --model both --key-only
+	$(PY) -m bench.loader --root demo_out/data
 
 clean:
 	rm -rf $(VENV) demo_out outputs runs
