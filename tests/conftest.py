@@ -17,6 +17,27 @@ def reference_dir() -> Path:
     return REFERENCE_DIR
 
 
+def load_reference_model(reference_dir: Path):
+    """The published small ClassifierFreeDiffRoll of model_config.json with the reference weights, in eval mode."""
+    import json
+
+    import numpy as np
+
+    from model import ClassifierFreeDiffRoll
+
+    config = json.loads((reference_dir / "model_config.json").read_text())
+    model = ClassifierFreeDiffRoll(**config["model_args"], spec_args=config["spec_args"], **config["task"])
+    state = {k: torch.from_numpy(v) for k, v in np.load(reference_dir / "model_state_dict.npz").items()}
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def reference_model(reference_dir):
+    """A fresh reference model per test module (tests may switch its mode)."""
+    return load_reference_model(reference_dir)
+
+
 @pytest.fixture(scope="session")
 def compose():
     """Compose a real config of config/ with overrides, as the entry scripts do."""

@@ -1,6 +1,5 @@
 """Speed options of the sampler: bf16 autocast, torch.compile and batching change no result beyond rounding."""
 import gc
-import json
 import shutil
 import weakref
 
@@ -8,25 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from model import ClassifierFreeDiffRoll
+from conftest import load_reference_model
 from task.sampling import compiled_denoise, sample_velocity
 
 # bf16 keeps ~3 significant digits; on the reference model the largest change of a velocity in the
 # model's [0, 1] scale is about 0.002 (0.26 MIDI velocity). 0.01 = 1.3 MIDI velocity.
 BF16_MAX_ABS_ERROR = 0.01
-
-
-def _load_reference_model(reference_dir):
-    config = json.loads((reference_dir / "model_config.json").read_text())
-    model = ClassifierFreeDiffRoll(**config["model_args"], spec_args=config["spec_args"], **config["task"])
-    state = {k: torch.from_numpy(v) for k, v in np.load(reference_dir / "model_state_dict.npz").items()}
-    model.load_state_dict(state, strict=True)
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def reference_model(reference_dir):
-    return _load_reference_model(reference_dir)
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +75,14 @@ def _compile_unavailable() -> str:
 
 @pytest.mark.skipif(bool(_compile_unavailable()), reason=_compile_unavailable() or "available")
 def test_compile_equals_eager_and_is_cached_per_model(reference_dir, segments):
-    model = _load_reference_model(reference_dir)  # its own instance: the compiled function is cached on it
+    model = load_reference_model(reference_dir)  # its own instance: the compiled function is cached on it
     waveform, score = (t[:2] for t in segments)
     kwargs = dict(sampler="ddim_x0", steps=3)
     eager = _sample(model, waveform, score, [2, 3], **kwargs)
     compiled = _sample(model, waveform, score, [2, 3], compile=True, **kwargs)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
     assert compiled_denoise(model) is compiled_denoise(model)
-    other = _load_reference_model(reference_dir)
+    other = load_reference_model(reference_dir)
     assert compiled_denoise(other) is not compiled_denoise(model)
     # the cache must not keep a model alive
     model_ref = weakref.ref(model)

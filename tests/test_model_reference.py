@@ -1,11 +1,9 @@
 """The network, schedule, normalisation and sampler step equal the published implementation."""
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from model import ClassifierFreeDiffRoll
 from task.samplers import ddpm_x0_step, guided_x0
 
 RTOL = 1e-5
@@ -13,15 +11,6 @@ RTOL = 1e-5
 
 def relative_error(actual: torch.Tensor, expected: np.ndarray) -> float:
     return float(np.abs(actual.detach().numpy() - expected).max() / np.abs(expected).max())
-
-
-@pytest.fixture(scope="module")
-def reference_model(reference_dir):
-    config = json.loads((reference_dir / "model_config.json").read_text())
-    model = ClassifierFreeDiffRoll(**config["model_args"], spec_args=config["spec_args"], **config["task"])
-    state = {k: torch.from_numpy(v) for k, v in np.load(reference_dir / "model_state_dict.npz").items()}
-    model.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

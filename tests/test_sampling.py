@@ -1,22 +1,11 @@
 """Sampling loops: the fast path equals the published loop; seeds reproduce; DDIM over step subsets."""
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from model import ClassifierFreeDiffRoll
 from task.samplers import step_schedule
 from task.sampling import sample_velocity
-
-
-@pytest.fixture(scope="module")
-def reference_model(reference_dir):
-    config = json.loads((reference_dir / "model_config.json").read_text())
-    model = ClassifierFreeDiffRoll(**config["model_args"], spec_args=config["spec_args"], **config["task"])
-    state = {k: torch.from_numpy(v) for k, v in np.load(reference_dir / "model_state_dict.npz").items()}
-    model.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
