@@ -49,3 +49,20 @@ def compose():
             return hydra_compose(config_name=config_name, overrides=list(overrides))
 
     return _compose
+
+
+EVAL_TARGET_KEYS = ("onset_roll", "frame_roll", "velocity_roll", "pedal_frame_roll")
+
+
+@pytest.fixture
+def reference(reference_dir):
+    """eval_pairs.npz as the published pair lists (fresh copies per test), and eval_expected.json."""
+    import json
+
+    import numpy as np
+
+    data = np.load(reference_dir / "eval_pairs.npz")
+    outputs = [{"velocity_output": data[f"seg{i}_velocity_output"]} for i in range(4)]
+    targets = [{k: data[f"seg{i}_{k}"] for k in EVAL_TARGET_KEYS} for i in range(4)]
+    expected = json.loads((reference_dir / "eval_expected.json").read_text())
+    return outputs, targets, expected

@@ -1,6 +1,5 @@
 """Evaluation protocols (paper and corrected) and the summary/plot report."""
 import csv
-import json
 import logging
 import warnings
 
@@ -15,16 +14,6 @@ from utils.evaluation import SUMMARY_KEYS, classification_scores, corrected_metr
 from utils.report import error_by_velocity_bin, format_table, summary_row, summary_table, \
     write_plots, write_summary_csv
 
-TARGET_KEYS = ("onset_roll", "frame_roll", "velocity_roll", "pedal_frame_roll")
-
-
-@pytest.fixture(scope="module")
-def reference(reference_dir):
-    data = np.load(reference_dir / "eval_pairs.npz")
-    outputs = [{"velocity_output": data[f"seg{i}_velocity_output"]} for i in range(4)]
-    targets = [{k: data[f"seg{i}_{k}"] for k in TARGET_KEYS} for i in range(4)]
-    expected = json.loads((reference_dir / "eval_expected.json").read_text())
-    return outputs, targets, expected
 
 
 def test_paper_metrics_equal_published(reference):

@@ -1,6 +1,5 @@
 """Gaussian-noise post-processing: published numbers, edge cases, and the CLI end to end."""
 import csv
-import json
 import subprocess
 import sys
 import warnings
@@ -13,17 +12,7 @@ from utils.conventions import N_KEYS
 from utils.pairs import save_pairs
 from utils.postprocess import noise_threshold, postprocess_metrics, postprocess_outputs, rescale_linear01
 
-TARGET_KEYS = ("onset_roll", "frame_roll", "velocity_roll", "pedal_frame_roll")
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def reference(reference_dir):
-    data = np.load(reference_dir / "eval_pairs.npz")
-    outputs = [{"velocity_output": data[f"seg{i}_velocity_output"]} for i in range(4)]
-    targets = [{k: data[f"seg{i}_{k}"] for k in TARGET_KEYS} for i in range(4)]
-    expected = json.loads((reference_dir / "eval_expected.json").read_text())
-    return outputs, targets, expected
 
 
 def test_thresholds_and_metrics_equal_published(reference):
