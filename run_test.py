@@ -23,9 +23,10 @@ from utils.evaluation import RUN_TEST_COLUMNS, evaluate
 
 # the corrected protocol adds the share of detected notes and mir_eval's velocity-aware note scores
 CORRECTED_COLUMNS = ("note_recall", "velocity_precision", "velocity_recall", "velocity_f1")
+from utils.atomic import atomic_write_bytes
 from utils.inference import estimate_segments, load_segments, noise_check, pair_dicts
 from utils.pairs import load_pairs, save_pairs
-from utils.report import atomic_write_bytes, format_table, summary_row, write_csv, write_plots, write_summary_csv
+from utils.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
 from utils.smd import list_excerpts
 
 log = logging.getLogger("run_test")

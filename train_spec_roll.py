@@ -20,12 +20,20 @@ from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
+from utils.atomic import atomic_write_bytes
 from utils.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
 from utils.datasets import build_dataset
-from utils.report import atomic_write_bytes
 from utils.training import (
-    AtomicCheckpointIO, EpochSampler, ResumeState, SaveLastCheckpoint, build_model, keep_previous_metrics,
-    make_loader, resume_run_dir, run_name, trainer_kwargs,
+    AtomicCheckpointIO,
+    EpochSampler,
+    ResumeState,
+    SaveLastCheckpoint,
+    build_model,
+    keep_previous_metrics,
+    make_loader,
+    resume_run_dir,
+    run_name,
+    trainer_kwargs,
 )
 
 log = logging.getLogger("train_spec_roll")

@@ -21,10 +21,11 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
+from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
 from utils.evaluation import PROTOCOLS, evaluate  # noqa: E402
 from utils.inference import estimate_segments, load_segments, pair_dicts  # noqa: E402
-from utils.report import atomic_write_bytes, summary_row  # noqa: E402
+from utils.report import summary_row  # noqa: E402
 from utils.smd import list_excerpts  # noqa: E402
 
 FAST_KS = (1, 2, 5, 10, 20, 50)

@@ -30,8 +30,8 @@ from omegaconf import DictConfig  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from task.sampling import sample_velocity  # noqa: E402
+from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.conventions import N_KEYS, SEGMENT_FRAMES, SEGMENT_SAMPLES  # noqa: E402
-from utils.report import atomic_write_bytes  # noqa: E402
 from utils.training import build_model  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

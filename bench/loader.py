@@ -22,8 +22,8 @@ import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from bench.inference import PeakMemory, compose_config, load_1min  # noqa: E402
+from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.datasets import build_dataset  # noqa: E402
-from utils.report import atomic_write_bytes  # noqa: E402
 from utils.training import EpochSampler, build_model, make_loader  # noqa: E402
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import soundfile
 import torch
 import torchaudio.functional
 
+from utils.atomic import atomic_path
 from utils.conventions import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -136,16 +136,9 @@ def _cache_is_valid(cache: Path, source: Path, source_info, sample_rate: int) ->
 
 def _write_flac_atomically(path: Path, mono: np.ndarray, sample_rate: int) -> None:
     """Write 16-bit FLAC through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         clipped = np.clip(mono, -1.0, _PCM16_MAX)
-        soundfile.write(temp_name, clipped, sample_rate, subtype="PCM_16", format="FLAC")
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        soundfile.write(str(temporary), clipped, sample_rate, subtype="PCM_16", format="FLAC")
 
 
 def _check_tail_decodes(path: Path, info) -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import mido
 import numpy as np
 
+from utils.atomic import atomic_path
 from utils.conventions import HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE, SEGMENT_SAMPLES, VELOCITY_SCALE
 
 log = logging.getLogger(__name__)
@@ -131,15 +131,8 @@ def parse_midi(path: str | os.PathLike) -> np.ndarray:
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` (.npy) through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            np.save(temp_file, array)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        np.save(stream, array)
 
 
 def load_note_table(midi_path: str | os.PathLike, cache_path: str | os.PathLike | None = None) -> np.ndarray:

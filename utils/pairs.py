@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from numpy.lib import format as npy_format
+
+from utils.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -171,16 +172,8 @@ def save_pairs(path: str | os.PathLike, output_dict_list: list[dict], target_dic
     for index, (output, target) in enumerate(zip(output_dict_list, target_dict_list)):
         pairs[0, index] = output
         pairs[1, index] = target
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, pairs, allow_pickle=True)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        np.save(stream, pairs, allow_pickle=True)
     logger.debug("wrote %d segment pairs to %s", len(output_dict_list), path)
     return path
 

@@ -22,14 +22,23 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.atomic import atomic_write_bytes
 from utils.conventions import PAPER_TEST_FPS, SEGMENT_SAMPLES, SEGMENT_SECONDS, VELOCITY_SCALE
-from utils.evaluation import (CORRECTED, DETECTION_THRESHOLD, MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN, PAPER,
-                              concatenate_segments, first_item, notes_from_onset_roll, notes_from_targets)
+from utils.evaluation import (
+    CORRECTED,
+    DETECTION_THRESHOLD,
+    MIDI_VELOCITY_MAX,
+    MIDI_VELOCITY_MIN,
+    PAPER,
+    concatenate_segments,
+    first_item,
+    notes_from_onset_roll,
+    notes_from_targets,
+)
 from utils.inference import noise_check
 from utils.pairs import PairFileError, excerpt_name, list_pair_files, load_pairs
-from utils.postprocess import (DEFAULT_Z_SCORE, postprocess_outputs, remove_noise, rescale_linear01,
-                               segment_thresholds)
-from utils.report import atomic_write_bytes, summary_row, write_csv
+from utils.postprocess import DEFAULT_Z_SCORE, postprocess_outputs, remove_noise, rescale_linear01, segment_thresholds
+from utils.report import summary_row, write_csv
 
 logger = logging.getLogger(__name__)
 

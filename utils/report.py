@@ -9,29 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from utils.atomic import atomic_write_bytes
+
 SUMMARY_COLUMNS = ("protocol", "method", "notes", "MAE", "STD", "recall")
 VELOCITY_BIN_WIDTH = 16  # MIDI velocity bins 0-15, 16-31, ... for the error-by-velocity plot
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to `path` via a temp file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return path
 
 
 def write_csv(path: str | os.PathLike, header, rows) -> Path:

@@ -15,7 +15,6 @@ model's own 31.25 frames/s grid with the note list of each segment. See docs/smd
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -23,8 +22,15 @@ from typing import Iterator, Sequence
 import h5py
 import numpy as np
 
-from utils.conventions import (FRAMES_PER_SECOND, PAPER_TEST_FPS, SAMPLE_RATE, SEGMENT_FRAMES,
-                               SEGMENT_SAMPLES, SEGMENT_SECONDS)
+from utils.atomic import atomic_path
+from utils.conventions import (
+    FRAMES_PER_SECOND,
+    PAPER_TEST_FPS,
+    SAMPLE_RATE,
+    SEGMENT_FRAMES,
+    SEGMENT_SAMPLES,
+    SEGMENT_SECONDS,
+)
 from utils.target_processor import TargetProcessor, parse_message, parse_notes, parse_pedals, render_segment
 
 PAPER_INT16_SCALE = 32767.0  # the paper's int16_to_float32 divides by 32767
@@ -155,22 +161,13 @@ def write_excerpt(path: str | os.PathLike, waveform_int16: np.ndarray, midi_even
     _validate(str(path), waveform, midi_events, times, float(duration))
     encoded = [event.encode() for event in midi_events]
     width = max(MIN_EVENT_WIDTH, max(len(e) for e in encoded))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".h5.tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp_name, "w") as hf:
-            hf.create_dataset("waveform", data=waveform, dtype=np.int16)
-            hf.create_dataset("midi_event", data=np.array(encoded, dtype=f"S{width}"))
-            hf.create_dataset("midi_event_time", data=times)
-            hf.attrs["duration"] = float(duration)
-            for key, value in attrs.items():
-                hf.attrs[key] = value
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-        raise
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as hf:
+        hf.create_dataset("waveform", data=waveform, dtype=np.int16)
+        hf.create_dataset("midi_event", data=np.array(encoded, dtype=f"S{width}"))
+        hf.create_dataset("midi_event_time", data=times)
+        hf.attrs["duration"] = float(duration)
+        for key, value in attrs.items():
+            hf.attrs[key] = value
     return path
 
 

@@ -16,7 +16,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, Sampler
 
-from utils.report import atomic_write_bytes
+from utils.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

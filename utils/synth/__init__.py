@@ -8,8 +8,7 @@ See docs/synth.md.
 """
 from utils.synth.corpus import TINY, CorpusConfig, CorpusSummary, write_corpus
 from utils.synth.performance import Piece, generate_performance, midi_bytes
-from utils.synth.render import (AdditiveRenderer, FluidSynthRenderer, RendererUnavailable, find_soundfont,
-                                make_renderer)
+from utils.synth.render import AdditiveRenderer, FluidSynthRenderer, RendererUnavailable, find_soundfont, make_renderer
 
 __all__ = ["TINY", "AdditiveRenderer", "CorpusConfig", "CorpusSummary", "FluidSynthRenderer", "Piece",
            "RendererUnavailable", "find_soundfont", "generate_performance", "make_renderer", "midi_bytes",

@@ -21,8 +21,6 @@ import io
 import json
 import logging
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np
 import soundfile
 from tqdm import tqdm
 
+from utils.atomic import atomic_path
 from utils.conventions import SEGMENT_SECONDS
 from utils.synth.performance import generate_performance
 from utils.synth.render import Renderer, make_renderer, to_output_channels
@@ -113,21 +112,8 @@ def piece_specs(config: CorpusConfig) -> list[PieceSpec]:
     return specs
 
 
-@contextmanager
-def _atomic_target(final: Path):
-    """Yield a temporary path beside `final`; move it onto `final` only if the block succeeds."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(temporary)
-        os.replace(temporary, final)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
 def _write_text(path: Path, text: str) -> None:
-    with _atomic_target(path) as temporary:
+    with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
 
 
@@ -156,9 +142,9 @@ def _render_piece(spec: PieceSpec, seconds: float, renderer: Renderer, channels:
     if audio_path.is_file() and midi_path.is_file():
         return piece.title
     audio = renderer.render(piece.midi, duration=seconds, label=audio_path.name)  # (2, samples)
-    with _atomic_target(midi_path) as temporary:
+    with atomic_path(midi_path) as temporary:
         piece.midi.write(str(temporary))
-    with _atomic_target(audio_path) as temporary:
+    with atomic_path(audio_path) as temporary:
         soundfile.write(str(temporary), to_output_channels(audio, channels), renderer.sample_rate,
                         subtype="PCM_16", format="WAV")
     return piece.title
