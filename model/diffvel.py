@@ -18,7 +18,6 @@ from utils.checkpoint import CheckpointError, check_architecture, check_state_di
 from utils.conventions import N_KEYS, SEGMENT_FRAMES, UNCONDITIONAL_SPEC_VALUE
 
 
-
 class ClassifierFreeDiffRoll(SpecRollDiffusion):
     """x0-predicting velocity denoiser with spectrogram dropout for classifier-free guidance.
 
