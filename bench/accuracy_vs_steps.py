@@ -8,9 +8,8 @@ per-segment noise seeds, so settings differ only by the sampler) and evaluates w
 utils.evaluation. Prints one Markdown row per (setting, protocol): notes, MAE and STD of the note
 velocity error, recall, wall time per segment, and MAE minus that of the 200-step DDPM.
 """
-import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/inference.py; must precede torch
+from bench.measure import emit_table, load_1min  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
@@ -21,7 +20,6 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
-from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
 from utils.evaluation import PROTOCOLS, evaluate  # noqa: E402
 from utils.inference import estimate_segments, load_segments, pair_dicts  # noqa: E402
@@ -114,7 +112,7 @@ def main(argv=None) -> int:
     chosen = ALL_SETTINGS if not args.settings else [s for s in ALL_SETTINGS
                                                      if s is PAPER_SETTING or s.label in args.settings]
     print(f"{args.ckpt}: {len(h5_files)} excerpts, {len(chosen)} settings, protocols {args.protocols}, "
-          f"{torch.get_num_threads()} threads on {args.device}, load {os.getloadavg()[0]:.2f}", flush=True)
+          f"{torch.get_num_threads()} threads on {args.device}, load {load_1min():.2f}", flush=True)
     rows = []
     for protocol in args.protocols:
         excerpts = {p.stem: load_segments(p, args.shift, protocol, PAPER_TEST_FPS) for p in h5_files}
@@ -122,12 +120,8 @@ def main(argv=None) -> int:
             rows.append(evaluate_setting(model, setting, excerpts, protocol, args))
             r = rows[-1]
             print(f"{protocol:9s} {setting.label:24s} MAE {r['MAE']:.2f} STD {r['STD']:.2f} "
-                  f"({r['seconds_per_segment']:.3g} s/segment, load {os.getloadavg()[0]:.2f})", flush=True)
-    table = markdown_table(rows)
-    print()
-    print(table)
-    if args.out:
-        atomic_write_bytes(args.out, (table + "\n").encode())
+                  f"({r['seconds_per_segment']:.3g} s/segment, load {load_1min():.2f})", flush=True)
+    emit_table(markdown_table(rows), args.out)
     return 0
 
 

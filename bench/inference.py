@@ -11,30 +11,24 @@ k is measured directly when one run fits in --direct-budget seconds, else extrap
 The table says which. Times are the minimum over --repeats runs (the machine is shared); the 1-minute
 load average is printed beside each row. Prints a Markdown table to paste into docs/speed.md.
 
-OMP_WAIT_POLICY defaults to PASSIVE here (set it to ACTIVE to override): on a shared machine,
-spinning OpenMP threads that wait for a busy core made 2-thread timings up to 60x slower and erratic.
+OMP_WAIT_POLICY defaults to PASSIVE here (set it to ACTIVE to override; see bench/measure.py).
 """
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede the first torch import
+from bench.measure import (PeakMemory, _sync, compose_config, count_flops, emit_table, load_1min,  # isort: skip
+                           load_text, machine_peaks)
 
 import argparse  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from task.sampling import sample_velocity  # noqa: E402
-from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.conventions import N_KEYS, SEGMENT_FRAMES, SEGMENT_SAMPLES  # noqa: E402
 from utils.training import build_model  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PAPER_STEPS = 200
 FAST_KS = (1, 2, 5, 10, 20, 50)
 MODEL_OVERRIDES = {
@@ -42,12 +36,6 @@ MODEL_OVERRIDES = {
     "full": ["model.args.kernel_size=9"],
     "small": ["experiment=cpu_small"],
 }
-
-
-def compose_config(config_name: str, overrides) -> DictConfig:
-    """A config of config/ with overrides, as the entry scripts compose it."""
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "config"), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
 
 
 def make_model(kind: str, device: torch.device, seed: int = 0):
@@ -63,86 +51,6 @@ def random_segments(batch: int, seed: int = 0):
     waveform = 0.1 * torch.randn((batch, SEGMENT_SAMPLES), generator=g)
     score = (torch.rand((batch, SEGMENT_FRAMES, N_KEYS), generator=g) > 0.97).float()
     return waveform, score
-
-
-def load_1min() -> float:
-    return os.getloadavg()[0]
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakMemory:
-    """Peak resident memory (bytes) of this process while the block runs, sampled every 5 ms.
-
-    On CUDA it reports the peak allocated device memory instead. Without /proc (not Linux) it
-    falls back to the process-wide ru_maxrss, which never decreases.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device, self.peak, self._stop = device, 0, threading.Event()
-        self._proc = os.path.exists("/proc/self/statm")
-
-    def _watch(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _rss_bytes())
-            self._stop.wait(0.005)
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        elif self._proc:
-            self.peak = _rss_bytes()
-            self._thread = threading.Thread(target=self._watch, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            self.peak = torch.cuda.max_memory_allocated(self.device)
-        elif self._proc:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, _rss_bytes())
-        else:
-            import resource
-
-            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return False
-
-
-def _sync(device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_gflops(device: torch.device, dtype=torch.float32, sizes=(1024, 2048), repeats: int = 8) -> float:
-    """The machine's practical peak: best GFLOP/s of square matmuls in `dtype` over sizes and repeats."""
-    best = 0.0
-    for n in sizes:
-        a = torch.randn((n, n), device=device).to(dtype)
-        b = torch.randn((n, n), device=device).to(dtype)
-        for _ in range(repeats):
-            _sync(device)
-            start = time.perf_counter()
-            torch.mm(a, b)
-            _sync(device)
-            best = max(best, 2 * n**3 / (time.perf_counter() - start) / 1e9)
-    return best
-
-
-def machine_peaks(device: torch.device) -> dict:
-    """Matmul peak GFLOP/s per precision ("fp32", "bf16")."""
-    return {"fp32": peak_gflops(device), "bf16": peak_gflops(device, torch.bfloat16)}
-
-
-def count_flops(fn) -> int:
-    """Floating-point operations (multiply-add = 2) of fn() by torch's FLOP counter (FFTs not counted)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 @dataclass(frozen=True)
@@ -384,7 +292,7 @@ def main(argv=None) -> int:
     kinds = ("full", "small") if args.model == "both" else (args.model,)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-          f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+          f"load {load_text()}")
     peaks_before = machine_peaks(device)
     rows, notes = [], []
     for kind in kinds:
@@ -400,15 +308,11 @@ def main(argv=None) -> int:
     peaks = {key: max(peaks_before[key], peaks_after[key]) for key in peaks_before}
     print(f"peak matmul (best of 1024/2048 square, before / after): fp32 {peaks_before['fp32']:.0f} / "
           f"{peaks_after['fp32']:.0f} GFLOP/s, bf16 {peaks_before['bf16']:.0f} / {peaks_after['bf16']:.0f} GFLOP/s")
-    table = markdown_table(rows, peaks)
-    print()
-    print(table)
+    emit_table(markdown_table(rows, peaks), args.out)
     for note in notes:
         print(f"- {note}")
     print(f"- times are the best of {args.repeats} runs; 'extrapolated' rows are setup + k x per-step from timed runs")
-    print(f"- load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if args.out:
-        atomic_write_bytes(args.out, (table + "\n").encode())
+    print(f"- load average at the end: {load_text()}")
     return 0
 
 

@@ -9,9 +9,7 @@ folder such as the synthetic corpus (`python -m utils.synth --out DIR --tiny`). 
 Training steps are forward + backward + Adam on one fixed batch of --batch-size crops, so they measure
 compute only. Prints a Markdown table.
 """
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/inference.py; must precede torch
+from bench.measure import PeakMemory, compose_config, emit_table, load_1min, load_text  # isort: skip
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
@@ -21,8 +19,6 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from bench.inference import PeakMemory, compose_config, load_1min  # noqa: E402
-from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.datasets import build_dataset  # noqa: E402
 from utils.training import EpochSampler, build_model, make_loader  # noqa: E402
 
@@ -107,7 +103,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{args.root}: {len(dataset)} training pieces, {torch.get_num_threads()} threads, "
-          f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+          f"load {load_text()}", flush=True)
     lines = ["| measurement | value | first batch s | peak RSS MB | load 1 min |", "|---|---:|---:|---:|---:|"]
     for workers in args.workers:
         r = loader_throughput(dataset, cfg.dataloader.train, workers, args.crops)
@@ -119,11 +115,7 @@ def main(argv=None) -> int:
     lines.append(f"| training, small model ({r['parameters'] / 1e6:.2f} M parameters), batch {args.batch_size}, "
                  f"forward+backward+Adam | {r['steps_per_s']:.2f} steps/s ({r['steps_per_s'] * args.batch_size:.1f} "
                  f"crops/s) | | {r['peak_mb']:.0f} | {r['load']:.2f} |")
-    table = "\n".join(lines)
-    print()
-    print(table)
-    if args.out:
-        atomic_write_bytes(args.out, (table + "\n").encode())
+    emit_table("\n".join(lines), args.out)
     return 0
 
 
