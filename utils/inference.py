@@ -41,8 +41,10 @@ def estimate_segments(model, segments, excerpt: str, shift: float, seed: int = 0
         chunk = segments[start:start + batch_segments]
         waveform = torch.from_numpy(np.stack([s.waveform for s in chunk]))  # (B, 327680)
         score = torch.from_numpy(np.stack([s.score_roll for s in chunk]))  # (B, 640, 88)
+        onsets = None if any(s.score_onset is None for s in chunk) else torch.from_numpy(
+            np.stack([s.score_onset for s in chunk]))  # (B, 640, 88), read by DiffVelPlus only
         generators = [segment_generator(seed, excerpt, shift, s.index) for s in chunk]
-        roll = model.sample(waveform, score, generator=generators, **sampling)  # (B, 1, 640, 88)
+        roll = model.sample(waveform, score, generator=generators, onset_roll=onsets, **sampling)  # (B, 1, 640, 88)
         outputs.extend(r.float().cpu().numpy() for r in roll)  # each (1, 640, 88)
     return outputs
 

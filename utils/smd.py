@@ -69,6 +69,7 @@ class Segment:
     waveform: np.ndarray  # (SEGMENT_SAMPLES,) float32
     target: dict  # rolls with a leading batch dim 1 (float32); see paper_/corrected_segments
     score_roll: np.ndarray  # (frames, 88) float32 frame roll from start_time + shift
+    score_onset: np.ndarray | None = None  # (frames, 88) float32 onset roll of the same score (DiffVelPlus)
 
 
 def _has_notes(midi_events: Sequence[str]) -> bool:
@@ -237,9 +238,9 @@ def paper_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: float
     start_time, index = 0, 0  # int 0 first, as published
     while start_time < excerpt.duration:
         targets = _published_targets(processor, excerpt, start_time)
-        score = _published_targets(processor, excerpt, start_time + shift)["frame_roll"][0]
+        score = _published_targets(processor, excerpt, start_time + shift)
         yield Segment(index, float(start_time), _audio_segment(excerpt.waveform, start_time, PAPER_INT16_SCALE),
-                      targets, score)
+                      targets, score["frame_roll"][0], score["onset_roll"][0])
         start_time += SEGMENT_SECONDS
         index += 1
 
@@ -274,7 +275,7 @@ def corrected_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: f
         segment_notes = rolls.pop("notes")
         target = _collate(rolls)
         target["notes"] = segment_notes
-        score = render_segment(notes, pedals, start_time + shift, SEGMENT_FRAMES, FRAMES_PER_SECOND)["frame_roll"]
+        score = render_segment(notes, pedals, start_time + shift, SEGMENT_FRAMES, FRAMES_PER_SECOND)
         yield Segment(index, start_time, _audio_segment(excerpt.waveform, start_time, INT16_SCALE),
-                      target, score.astype(np.float32))
+                      target, score["frame_roll"].astype(np.float32), score["onset_roll"].astype(np.float32))
         index += 1
