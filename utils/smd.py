@@ -71,13 +71,42 @@ class Segment:
     score_roll: np.ndarray  # (frames, 88) float32 frame roll from start_time + shift
 
 
-def _has_notes(midi_events: Sequence[str]) -> bool:
-    """True when some event is a note_on with velocity > 0."""
-    for event in midi_events:
-        kind, fields = parse_message(event)
-        if kind == "note_on" and fields.get("velocity", "0").isdigit() and int(fields["velocity"]) > 0:
-            return True
-    return False
+MIDI_AFTER_AUDIO_TOLERANCE = 1.0  # seconds a release or pedal event may follow the end of the audio
+_MIDI_RANGES = {"note": (0, 127), "velocity": (0, 127), "control": (0, 127), "value": (0, 127)}
+
+
+def _event_fields(name: str, index: int, event: str) -> tuple[str, dict[str, int]]:
+    """(type, integer fields) of a note or control event; SMDFileError naming the event if unparsable."""
+    kind, fields = parse_message(event)
+    if kind not in ("note_on", "note_off", "control_change"):
+        return kind, {}
+    values = {}
+    for key in ("note", "velocity") if kind != "control_change" else ("control", "value"):
+        text = fields.get(key)
+        low, high = _MIDI_RANGES[key]
+        if text is None or not text.isdigit() or not low <= int(text) <= high:
+            raise SMDFileError(f"{name}: midi_event {index} ({event.strip()!r}): {key}={text} is not a whole "
+                               f"number in {low}..{high}" + (" (1..127 for a note, 0 = note off)" if key == "velocity" else ""))
+        values[key] = int(text)
+    return kind, values
+
+
+def _onset_times(name: str, midi_events: Sequence[str], midi_event_times: np.ndarray) -> np.ndarray:
+    """Times of the note_on events with velocity > 0, after checking every note/control event."""
+    onsets = []
+    for index, (event, time) in enumerate(zip(midi_events, midi_event_times)):
+        kind, values = _event_fields(name, index, event)
+        if kind == "note_on" and values["velocity"] > 0:
+            onsets.append(time)
+    return np.asarray(onsets, dtype=np.float64)
+
+
+def _check_lengths(name: str, audio_seconds: float, onsets: np.ndarray, midi_event_times: np.ndarray) -> None:
+    """Refuse MIDI that goes on after the audio has ended (its notes would be scored against silence)."""
+    midi_end = float(midi_event_times.max())
+    if onsets.max() >= audio_seconds or midi_end > audio_seconds + MIDI_AFTER_AUDIO_TOLERANCE:
+        raise SMDFileError(f"{name}: audio lasts {audio_seconds:.2f} s but the MIDI {midi_end:.2f} s (last note at "
+                           f"{onsets.max():.2f} s); pack with utils.pack_smd --trim-midi to drop the notes after the audio")
 
 
 def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_event_times: np.ndarray,
@@ -96,8 +125,10 @@ def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_
         raise SMDFileError(f"{name}: midi_event_time must be finite and non-decreasing")
     if not (np.isfinite(duration) and duration > 0):
         raise SMDFileError(f"{name}: duration must be a positive number, got {duration}")
-    if not _has_notes(midi_events):
+    onsets = _onset_times(name, midi_events, midi_event_times)
+    if len(onsets) == 0:
         raise SMDFileError(f"{name}: no notes (no note_on with velocity > 0 in midi_event)")
+    _check_lengths(name, len(waveform) / SAMPLE_RATE, onsets, midi_event_times)
 
 
 def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
@@ -125,7 +156,7 @@ def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
     raw_events = np.asarray(raw_events)
     if raw_events.ndim != 1 or raw_events.dtype.kind not in "SOU":
         raise SMDFileError(f"{path}: midi_event must be 1-D strings, got {raw_events.dtype} {raw_events.shape}")
-    midi_events = [e.decode() if isinstance(e, bytes) else str(e) for e in raw_events]
+    midi_events = _decoded(path, raw_events)
     try:
         duration = float(attrs.pop("duration"))
     except (TypeError, ValueError):
@@ -133,6 +164,17 @@ def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
     waveform, midi_event_times = np.asarray(waveform), np.asarray(midi_event_times)
     _validate(str(path), waveform, midi_events, midi_event_times, duration)
     return SMDExcerpt(path.stem, waveform, midi_events, midi_event_times, duration, attrs)
+
+
+def _decoded(path: Path, raw_events: np.ndarray) -> list[str]:
+    """midi_event entries as text; SMDFileError naming the first entry that is not UTF-8."""
+    events = []
+    for index, event in enumerate(raw_events):
+        try:
+            events.append(event.decode() if isinstance(event, bytes) else str(event))
+        except UnicodeDecodeError:
+            raise SMDFileError(f"{path}: midi_event {index} is not UTF-8 text ({bytes(event[:40])!r})") from None
+    return events
 
 
 def _plain(value):
