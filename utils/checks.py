@@ -112,3 +112,38 @@ def exit_on_error(function: Callable, *args, **kwargs):
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def check_inference_options(cfg) -> list:
+    """run_test.py's options and output folders, checked before any work; returns the shifts."""
+    from task.sampling import PRECISIONS
+    from utils.inference import PROTOCOLS
+
+    positive_int("batch_segments", cfg.batch_segments)
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise OptionError(f"seed={cfg.seed}: must be a whole number")
+    if cfg.protocol not in PROTOCOLS:
+        raise OptionError(f"protocol={cfg.protocol}: must be one of {', '.join(PROTOCOLS)}")
+    if cfg.precision not in PRECISIONS:
+        raise OptionError(f"precision={cfg.precision}: must be one of {', '.join(PRECISIONS)}")
+    shifts = shift_list("unaligned_shift", cfg.unaligned_shift)
+    check_output_dirs([("inference_result_path", cfg.inference_result_path), ("pair_pkl_dir", cfg.pair_pkl_dir)])
+    return shifts
+
+
+def check_z_scores(key: str, values) -> list[float]:
+    """z-score thresholds: finite, >= 0 (0 = rescale only, as published) and distinct."""
+    for value in values:
+        if not math.isfinite(value) or value < 0:
+            raise OptionError(f"{key} {value:g}: must be a finite number >= 0 (0 = rescale only)")
+    if len(set(values)) != len(values):
+        raise OptionError(f"{key} {' '.join(f'{v:g}' for v in values)}: a value is listed twice")
+    return list(values)
+
+
+def check_training_options(cfg) -> None:
+    """train_spec_roll.py's options and run folder, checked before any run folder is created."""
+    positive_number("learning_rate", cfg.learning_rate)
+    positive_int("epochs", cfg.epochs)
+    odd_kernel_size("model.args.kernel_size", cfg.model.args.kernel_size)
+    check_output_dir("log_dir", cfg.log_dir)
