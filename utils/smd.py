@@ -31,7 +31,8 @@ from utils.conventions import (
     SEGMENT_SAMPLES,
     SEGMENT_SECONDS,
 )
-from utils.target_processor import TargetProcessor, parse_message, parse_notes, parse_pedals, render_segment
+from utils.smd_checks import length_mismatch, note_onsets
+from utils.target_processor import TargetProcessor, parse_notes, parse_pedals, render_segment
 
 PAPER_INT16_SCALE = 32767.0  # the paper's int16_to_float32 divides by 32767
 INT16_SCALE = 32768.0  # torchaudio / soundfile normalisation, as the training audio was read
@@ -71,44 +72,6 @@ class Segment:
     score_roll: np.ndarray  # (frames, 88) float32 frame roll from start_time + shift
 
 
-MIDI_AFTER_AUDIO_TOLERANCE = 1.0  # seconds a release or pedal event may follow the end of the audio
-_MIDI_RANGES = {"note": (0, 127), "velocity": (0, 127), "control": (0, 127), "value": (0, 127)}
-
-
-def _event_fields(name: str, index: int, event: str) -> tuple[str, dict[str, int]]:
-    """(type, integer fields) of a note or control event; SMDFileError naming the event if unparsable."""
-    kind, fields = parse_message(event)
-    if kind not in ("note_on", "note_off", "control_change"):
-        return kind, {}
-    values = {}
-    for key in ("note", "velocity") if kind != "control_change" else ("control", "value"):
-        text = fields.get(key)
-        low, high = _MIDI_RANGES[key]
-        if text is None or not text.isdigit() or not low <= int(text) <= high:
-            raise SMDFileError(f"{name}: midi_event {index} ({event.strip()!r}): {key}={text} is not a whole "
-                               f"number in {low}..{high}" + (" (1..127 for a note, 0 = note off)" if key == "velocity" else ""))
-        values[key] = int(text)
-    return kind, values
-
-
-def _onset_times(name: str, midi_events: Sequence[str], midi_event_times: np.ndarray) -> np.ndarray:
-    """Times of the note_on events with velocity > 0, after checking every note/control event."""
-    onsets = []
-    for index, (event, time) in enumerate(zip(midi_events, midi_event_times)):
-        kind, values = _event_fields(name, index, event)
-        if kind == "note_on" and values["velocity"] > 0:
-            onsets.append(time)
-    return np.asarray(onsets, dtype=np.float64)
-
-
-def _check_lengths(name: str, audio_seconds: float, onsets: np.ndarray, midi_event_times: np.ndarray) -> None:
-    """Refuse MIDI that goes on after the audio has ended (its notes would be scored against silence)."""
-    midi_end = float(midi_event_times.max())
-    if onsets.max() >= audio_seconds or midi_end > audio_seconds + MIDI_AFTER_AUDIO_TOLERANCE:
-        raise SMDFileError(f"{name}: audio lasts {audio_seconds:.2f} s but the MIDI {midi_end:.2f} s (last note at "
-                           f"{onsets.max():.2f} s); pack with utils.pack_smd --trim-midi to drop the notes after the audio")
-
-
 def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_event_times: np.ndarray,
               duration: float) -> None:
     """Raise SMDFileError naming ``name`` for anything read_excerpt/write_excerpt must refuse."""
@@ -125,10 +88,15 @@ def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_
         raise SMDFileError(f"{name}: midi_event_time must be finite and non-decreasing")
     if not (np.isfinite(duration) and duration > 0):
         raise SMDFileError(f"{name}: duration must be a positive number, got {duration}")
-    onsets = _onset_times(name, midi_events, midi_event_times)
+    try:
+        onsets = note_onsets(midi_events, midi_event_times)
+    except ValueError as error:
+        raise SMDFileError(f"{name}: {error}") from None
     if len(onsets) == 0:
         raise SMDFileError(f"{name}: no notes (no note_on with velocity > 0 in midi_event)")
-    _check_lengths(name, len(waveform) / SAMPLE_RATE, onsets, midi_event_times)
+    problem = length_mismatch(len(waveform) / SAMPLE_RATE, onsets, midi_event_times)
+    if problem:
+        raise SMDFileError(f"{name}: {problem}")
 
 
 def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
