@@ -21,8 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from utils.checks import check_output_dir, check_z_scores
 from utils.evaluation import CORRECTED, PAPER
-from utils.pairs import excerpt_name, list_pair_files, load_pairs
+from utils.pairs import check_finite, excerpt_name, list_pair_files, load_pairs
 from utils.postprocess import DEFAULT_Z_SCORE, postprocess_metrics
 from utils.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
 
@@ -41,7 +42,7 @@ def get_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--npy_pair_dir", "--pair_pkl_dir", dest="npy_pair_dir", required=True,
                         help="folder of <excerpt>_pair_<shift>_<time>.npy files written by run_test.py")
     parser.add_argument("--z_scores", type=float, nargs="+", default=[DEFAULT_Z_SCORE],
-                        help="z-score thresholds (default 3); 0 = rescale only, no noise removal")
+                        help="z-score thresholds (default 3), finite, >= 0 and distinct; 0 = rescale only, no noise removal")
     parser.add_argument("--protocol", choices=(PAPER, CORRECTED), default=PAPER,
                         help="paper: published evaluation (default); corrected: see docs/evaluation.md")
     parser.add_argument("--name", default="diffvel_film", help="prefix of the result CSV and plots")
@@ -69,9 +70,19 @@ def note_rows(notes: list[dict]) -> list[list]:
     return [[n["pitch"], n["start"], n["end"], n["velocity"], n["estimate"], n["error"]] for n in notes]
 
 
+def checked_inputs(args: argparse.Namespace) -> list[Path]:
+    """Check the options, the output folder and every pair file (readable, finite) before writing anything."""
+    check_z_scores("--z_scores", args.z_scores)
+    check_output_dir("--output_dir", args.output_dir)
+    pair_files = list_pair_files(args.npy_pair_dir)
+    for pair_file in pair_files:
+        check_finite(pair_file, load_pairs(pair_file)[0])
+    return pair_files
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     """Evaluate every pair file at every z-score, write all outputs, return the summary rows."""
-    pair_files = list_pair_files(args.npy_pair_dir)
+    pair_files = checked_inputs(args)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     result_dir = Path(args.output_dir) / "outputs" / "result"
     chart_dir = Path(args.output_dir) / "outputs" / "chart"
@@ -116,7 +127,7 @@ def main(argv=None) -> int:
     args = get_args(argv)
     try:
         summary = run(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(summary))

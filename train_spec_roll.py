@@ -22,6 +22,7 @@ from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from utils.atomic import atomic_write_bytes
 from utils.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
+from utils.checks import check_training_options, exit_on_error
 from utils.datasets import build_dataset
 from utils.training import (
     AtomicCheckpointIO,
@@ -72,6 +73,12 @@ def _loggers(cfg: DictConfig, resume_from: Path | None) -> tuple[TensorBoardLogg
 
 @hydra.main(config_path="config", config_name="spec_roll", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    exit_on_error(train, cfg)  # an input error is one line on stderr and exit status 2
+
+
+def train(cfg: DictConfig) -> None:
+    """Check the options, then train (and test) as configured; see the module docstring."""
+    check_training_options(cfg)  # before any run folder is created
     pl.seed_everything(cfg.seed, workers=True)
     resume_from = _checked_resume_path(cfg)
     train_set = build_dataset(cfg.dataset, "train")

@@ -31,7 +31,8 @@ from utils.conventions import (
     SEGMENT_SAMPLES,
     SEGMENT_SECONDS,
 )
-from utils.target_processor import TargetProcessor, parse_message, parse_notes, parse_pedals, render_segment
+from utils.smd_checks import length_mismatch, note_onsets
+from utils.target_processor import TargetProcessor, parse_notes, parse_pedals, render_segment
 
 PAPER_INT16_SCALE = 32767.0  # the paper's int16_to_float32 divides by 32767
 INT16_SCALE = 32768.0  # torchaudio / soundfile normalisation, as the training audio was read
@@ -72,15 +73,6 @@ class Segment:
     score_onset: np.ndarray | None = None  # (frames, 88) float32 onset roll of the same score (DiffVelPlus)
 
 
-def _has_notes(midi_events: Sequence[str]) -> bool:
-    """True when some event is a note_on with velocity > 0."""
-    for event in midi_events:
-        kind, fields = parse_message(event)
-        if kind == "note_on" and fields.get("velocity", "0").isdigit() and int(fields["velocity"]) > 0:
-            return True
-    return False
-
-
 def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_event_times: np.ndarray,
               duration: float) -> None:
     """Raise SMDFileError naming ``name`` for anything read_excerpt/write_excerpt must refuse."""
@@ -97,8 +89,15 @@ def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_
         raise SMDFileError(f"{name}: midi_event_time must be finite and non-decreasing")
     if not (np.isfinite(duration) and duration > 0):
         raise SMDFileError(f"{name}: duration must be a positive number, got {duration}")
-    if not _has_notes(midi_events):
+    try:
+        onsets = note_onsets(midi_events, midi_event_times)
+    except ValueError as error:
+        raise SMDFileError(f"{name}: {error}") from None
+    if len(onsets) == 0:
         raise SMDFileError(f"{name}: no notes (no note_on with velocity > 0 in midi_event)")
+    problem = length_mismatch(len(waveform) / SAMPLE_RATE, onsets, midi_event_times)
+    if problem:
+        raise SMDFileError(f"{name}: {problem}")
 
 
 def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
@@ -126,7 +125,7 @@ def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
     raw_events = np.asarray(raw_events)
     if raw_events.ndim != 1 or raw_events.dtype.kind not in "SOU":
         raise SMDFileError(f"{path}: midi_event must be 1-D strings, got {raw_events.dtype} {raw_events.shape}")
-    midi_events = [e.decode() if isinstance(e, bytes) else str(e) for e in raw_events]
+    midi_events = _decoded(path, raw_events)
     try:
         duration = float(attrs.pop("duration"))
     except (TypeError, ValueError):
@@ -134,6 +133,17 @@ def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
     waveform, midi_event_times = np.asarray(waveform), np.asarray(midi_event_times)
     _validate(str(path), waveform, midi_events, midi_event_times, duration)
     return SMDExcerpt(path.stem, waveform, midi_events, midi_event_times, duration, attrs)
+
+
+def _decoded(path: Path, raw_events: np.ndarray) -> list[str]:
+    """midi_event entries as text; SMDFileError naming the first entry that is not UTF-8."""
+    events = []
+    for index, event in enumerate(raw_events):
+        try:
+            events.append(event.decode() if isinstance(event, bytes) else str(event))
+        except UnicodeDecodeError:
+            raise SMDFileError(f"{path}: midi_event {index} is not UTF-8 text ({bytes(event[:40])!r})") from None
+    return events
 
 
 def _plain(value):
