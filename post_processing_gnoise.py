@@ -21,10 +21,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.evaluation import CORRECTED, PAPER
-from utils.pairs import excerpt_name, list_pair_files, load_pairs
-from utils.postprocess import DEFAULT_Z_SCORE, postprocess_metrics
-from utils.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
+from utils.evaluation.metrics import CORRECTED, PAPER
+from utils.evaluation.pairs import excerpt_name, list_pair_files, load_pairs
+from utils.evaluation.postprocess import DEFAULT_Z_SCORE, postprocess_metrics
+from utils.evaluation.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
 
 logger = logging.getLogger("post_processing_gnoise")
 

@@ -19,15 +19,15 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 import model as models
-from utils.evaluation import RUN_TEST_COLUMNS, evaluate
+from utils.evaluation.metrics import RUN_TEST_COLUMNS, evaluate
 
 # the corrected protocol adds the share of detected notes and mir_eval's velocity-aware note scores
 CORRECTED_COLUMNS = ("note_recall", "velocity_precision", "velocity_recall", "velocity_f1")
 from utils.atomic import atomic_write_bytes
-from utils.inference import estimate_segments, load_segments, noise_check, pair_dicts
-from utils.pairs import load_pairs, save_pairs
-from utils.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
-from utils.smd import list_excerpts
+from utils.evaluation.excerpts import estimate_segments, load_segments, noise_check, pair_dicts
+from utils.evaluation.pairs import load_pairs, save_pairs
+from utils.evaluation.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
+from utils.data.smd import list_excerpts
 
 log = logging.getLogger("run_test")
 

@@ -21,9 +21,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from utils.atomic import atomic_write_bytes
-from utils.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
-from utils.datasets import build_dataset
-from utils.training import (
+from utils.training.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
+from utils.data.datasets import build_dataset
+from utils.training.machinery import (
     AtomicCheckpointIO,
     EpochSampler,
     ResumeState,

@@ -3,9 +3,9 @@
     python -m bench.accuracy_vs_steps --ckpt runs/.../last.ckpt --h5-root data/synth/smd_h5 [--out acc.md]
 
 For every setting (sampler, visited steps, precision) and protocol (paper, corrected), samples every
-segment of every .h5 excerpt under --h5-root exactly as run_test.py does (utils.inference: the same
+segment of every .h5 excerpt under --h5-root exactly as run_test.py does (utils.evaluation.excerpts: the same
 per-segment noise seeds, so settings differ only by the sampler) and evaluates with
-utils.evaluation. Prints one Markdown row per (setting, protocol): notes, MAE and STD of the note
+utils.evaluation.metrics. Prints one Markdown row per (setting, protocol): notes, MAE and STD of the note
 velocity error, recall, wall time per segment, and MAE minus that of the 200-step DDPM.
 """
 
@@ -21,10 +21,10 @@ import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
-from utils.evaluation import PROTOCOLS, evaluate  # noqa: E402
-from utils.inference import estimate_segments, load_segments, pair_dicts  # noqa: E402
-from utils.report import summary_row  # noqa: E402
-from utils.smd import list_excerpts  # noqa: E402
+from utils.evaluation.metrics import PROTOCOLS, evaluate  # noqa: E402
+from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
+from utils.evaluation.report import summary_row  # noqa: E402
+from utils.data.smd import list_excerpts  # noqa: E402
 
 FAST_KS = (1, 2, 5, 10, 20, 50)
 

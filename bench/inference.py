@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from task.sampling import sample_velocity  # noqa: E402
 from utils.conventions import N_KEYS, SEGMENT_FRAMES, SEGMENT_SAMPLES  # noqa: E402
-from utils.training import build_model  # noqa: E402
+from utils.training.machinery import build_model  # noqa: E402
 
 PAPER_STEPS = 200
 FAST_KS = (1, 2, 5, 10, 20, 50)

@@ -1,4 +1,4 @@
-"""utils/maestro.py and utils/audio_io.py on a tiny synthetic MAESTRO v2.0.0 layout built in tmp_path."""
+"""utils/data/maestro.py and utils/data/audio_io.py on a tiny synthetic MAESTRO v2.0.0 layout built in tmp_path."""
 import csv
 import json
 import logging
@@ -13,13 +13,13 @@ import soundfile
 import torch
 from torch.utils.data import DataLoader
 
-import utils.audio_io as audio_io
-import utils.maestro as maestro
-from utils.audio_io import AudioFileError, audio_info, ensure_resampled, read_crop
+import utils.data.audio_io as audio_io
+import utils.data.maestro as maestro
+from utils.data.audio_io import AudioFileError, audio_info, ensure_resampled, read_crop
 from utils.conventions import HOP_LENGTH, SAMPLE_RATE, SEGMENT_FRAMES, SEGMENT_SAMPLES
-from utils.maestro import MAESTRO, MaestroLayoutError
-from utils.training import EpochSampler
-from utils.midi_labels import parse_midi, segment_rolls
+from utils.data.maestro import MAESTRO, MaestroLayoutError
+from utils.training.machinery import EpochSampler
+from utils.data.midi_labels import parse_midi, segment_rolls
 
 CONFIG_FILE = Path(__file__).resolve().parent.parent / "config" / "dataset" / "MAESTRO.yaml"
 SHORT = 16384  # a 32-frame crop keeps these tests fast
@@ -304,7 +304,7 @@ def _break_files(dataset_dir, rows):
 def test_unusable_files_are_skipped_with_one_warning(fresh_layout, caplog):
     root, dataset_dir, rows = fresh_layout
     expected = _break_files(dataset_dir, rows)
-    with caplog.at_level(logging.WARNING, logger="utils.maestro"):
+    with caplog.at_level(logging.WARNING, logger="utils.data.maestro"):
         dataset = _short(root)
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1 and "skipped 8 of 11 files" in warnings[0].getMessage()

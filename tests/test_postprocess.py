@@ -9,8 +9,8 @@ import pytest
 
 import post_processing_gnoise
 from utils.conventions import N_KEYS
-from utils.pairs import save_pairs
-from utils.postprocess import noise_threshold, postprocess_metrics, postprocess_outputs, rescale_linear01
+from utils.evaluation.pairs import save_pairs
+from utils.evaluation.postprocess import noise_threshold, postprocess_metrics, postprocess_outputs, rescale_linear01
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -204,7 +204,7 @@ def test_cli_corrected_protocol_and_errors(reference, tmp_path, capsys):
 
 def test_corrected_threshold_uses_the_score_the_model_saw_when_stored():
     """With a shifted score stored as `score_roll`, the silent cells come from it, not from frame_roll."""
-    from utils.postprocess import segment_thresholds
+    from utils.evaluation.postprocess import segment_thresholds
 
     rng = np.random.default_rng(0)
     output = rng.normal(0.0, 0.01, (1, 640, 88)).astype(np.float32)

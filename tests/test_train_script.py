@@ -219,7 +219,7 @@ def test_ddp_on_two_cpu_processes_trains_once_into_one_run_folder(corpus, tmp_pa
 
 
 def test_epoch_sampler_orders_by_seed_and_epoch_shards_and_skips(monkeypatch):
-    from utils import training
+    from utils.training import machinery as training
 
     class Items(list):
         epoch = None
@@ -254,7 +254,7 @@ def test_rng_states_survive_a_weights_only_checkpoint(tmp_path):
 
     import numpy as np
 
-    from utils.training import _capture_rng_states, _restore_rng_states
+    from utils.training.machinery import _capture_rng_states, _restore_rng_states
 
     torch.manual_seed(1), np.random.seed(2), random.seed(3)
     np.random.randn()  # leaves a cached Gaussian in NumPy's state
@@ -266,7 +266,7 @@ def test_rng_states_survive_a_weights_only_checkpoint(tmp_path):
 
 
 def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
-    from utils.training import AtomicCheckpointIO
+    from utils.training.machinery import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, path)
@@ -276,7 +276,7 @@ def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
 
 
 def test_resume_folder_and_kept_metrics(tmp_path):
-    from utils.training import keep_previous_metrics, resume_run_dir
+    from utils.training.machinery import keep_previous_metrics, resume_run_dir
 
     run_dir = tmp_path / "runs" / RUN_NAME / "version_3"
     (run_dir / "checkpoints").mkdir(parents=True)
@@ -292,7 +292,7 @@ def test_resume_folder_and_kept_metrics(tmp_path):
 
 def test_resume_checkpoint_is_checked_before_training(compose, full_run):
     from train_spec_roll import _checked_resume_path
-    from utils.checkpoint import CheckpointError
+    from utils.training.checkpoint import CheckpointError
 
     with pytest.raises(FileNotFoundError, match="nowhere/last.ckpt: checkpoint file not found"):
         _checked_resume_path(compose("spec_roll", ["ckpt_path=nowhere/last.ckpt"]))

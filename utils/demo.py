@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 from utils.atomic import atomic_write_bytes
-from utils.baselines import features_for_notes, fit_baselines
+from utils.evaluation.baselines import features_for_notes, fit_baselines
 from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS
-from utils.evaluation import CORRECTED, PAPER, evaluate
-from utils.inference import load_segments
-from utils.pairs import excerpt_name, list_pair_files, load_pairs
-from utils.postprocess import postprocess_metrics
-from utils.report import format_table, summary_row, write_plots, write_summary_csv
+from utils.evaluation.metrics import CORRECTED, PAPER, evaluate
+from utils.evaluation.excerpts import load_segments
+from utils.evaluation.pairs import excerpt_name, list_pair_files, load_pairs
+from utils.evaluation.postprocess import postprocess_metrics
+from utils.evaluation.report import format_table, summary_row, write_plots, write_summary_csv
 from utils.synth.corpus import TINY, CorpusConfig, write_corpus
 
 log = logging.getLogger("demo")

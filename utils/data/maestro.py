@@ -19,10 +19,10 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from utils.audio_io import AudioFileError, audio_info, cache_path_for, ensure_resampled, read_crop
+from utils.data.audio_io import AudioFileError, audio_info, cache_path_for, ensure_resampled, read_crop
 from utils.conventions import HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE, SEGMENT_SAMPLES
-from utils.download import MAESTRO_V2_FOLDER, download_maestro
-from utils.midi_labels import MidiLabelError, load_note_table, segment_rolls
+from utils.data.download import MAESTRO_V2_FOLDER, download_maestro
+from utils.data.midi_labels import MidiLabelError, load_note_table, segment_rolls
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class MAESTRO(Dataset):
         min_midi, max_midi: key range of the rolls.
         download: download and extract MAESTRO v2.0.0 into ``root`` when it is not there.
         cache_dir: where resampled audio and label tables are cached; None = beside the sources when
-            writable, else the user cache folder (utils.audio_io.default_cache_dir).
+            writable, else the user cache folder (utils.data.audio_io.default_cache_dir).
         frame_aligned_crops: start crops on a frame boundary (a multiple of hop_length). False, as
             published, lets the audio start up to hop_length - 1 samples after the labels' first frame.
 

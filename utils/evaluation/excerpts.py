@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils.smd import corrected_segments, paper_segments
+from utils.data.smd import corrected_segments, paper_segments
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ def segment_generator(seed: int, excerpt: str, shift: float, index: int) -> torc
 
 
 def load_segments(h5_path, shift: float, protocol: str, frames_per_second: int):
-    """The test segments of one excerpt under a protocol (see utils/smd.py)."""
+    """The test segments of one excerpt under a protocol (see utils/data/smd.py)."""
     if protocol == "paper":
         return list(paper_segments(h5_path, shift=shift, frames_per_second=frames_per_second))
     if protocol == "corrected":

@@ -14,7 +14,7 @@ import logging
 
 import numpy as np
 
-from utils.evaluation import PAPER, PROTOCOLS, evaluate, first_item
+from utils.evaluation.metrics import PAPER, PROTOCOLS, evaluate, first_item
 
 logger = logging.getLogger(__name__)
 

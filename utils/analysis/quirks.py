@@ -5,7 +5,7 @@ behaviour (and the last one switches all of them: the corrected protocol). Every
 on the notes of the demo's pair files, pooled over all excerpts like the demo's summary.csv:
 notes, MAE and STD of |estimate - true velocity|, raw (run_test) and after the z=3 noise removal.
 
-    python -m utils.quirks --demo-out DIR [--out DIR/quirks.md]
+    python -m utils.analysis.quirks --demo-out DIR [--out DIR/quirks.md]
 
 reads DIR/pairs/*_pair_*.npy (paper pairs), DIR/pairs/corrected/*_pair_*.npy (corrected pairs),
 DIR/data/smd_h5/*.h5 (key-down spans, audio scale) and DIR/runs/*/version_*/checkpoints/last.ckpt
@@ -24,7 +24,7 @@ import numpy as np
 
 from utils.atomic import atomic_write_bytes
 from utils.conventions import PAPER_TEST_FPS, SEGMENT_SAMPLES, SEGMENT_SECONDS, VELOCITY_SCALE
-from utils.evaluation import (
+from utils.evaluation.metrics import (
     CORRECTED,
     DETECTION_THRESHOLD,
     MIDI_VELOCITY_MAX,
@@ -35,11 +35,11 @@ from utils.evaluation import (
     notes_from_onset_roll,
     notes_from_targets,
 )
-from utils.inference import noise_check
-from utils.pairs import PairFileError, excerpt_name, list_pair_files, load_pairs
-from utils.postprocess import DEFAULT_Z_SCORE, postprocess_outputs, remove_noise, rescale_linear01, segment_thresholds
-from utils.quirks_report import report_markdown
-from utils.report import summary_row, write_csv
+from utils.evaluation.excerpts import noise_check
+from utils.evaluation.pairs import PairFileError, excerpt_name, list_pair_files, load_pairs
+from utils.evaluation.postprocess import DEFAULT_Z_SCORE, postprocess_outputs, remove_noise, rescale_linear01, segment_thresholds
+from utils.analysis.quirks_report import report_markdown
+from utils.evaluation.report import summary_row, write_csv
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def run_note_spans(velocity_roll: np.ndarray, onset_roll: np.ndarray | None = No
                    keep_edges: bool = False) -> list[tuple[int, int, int, float]]:
     """Notes (key, start, end, velocity) as runs of non-zero frames of a (T, 88) velocity roll.
 
-    With the defaults this equals `utils.evaluation.paper_note_spans` (runs touching frame 0 or
+    With the defaults this equals `utils.evaluation.metrics.paper_note_spans` (runs touching frame 0 or
     frame T-1 dropped, re-strikes merged). `onset_roll` (T, 88): a run is also cut at every onset
     cell after its first frame. `keep_edges`: runs touching the piece's ends are kept. The velocity
     is the roll at each note's first frame.
@@ -186,7 +186,7 @@ def rescale_linear01_float32(segment_outputs: list[np.ndarray]) -> list[np.ndarr
 
 
 def remove_noise_strictly_below(output_dict_list: list[dict], thresholds: list[float | None]) -> list[np.ndarray]:
-    """Like `utils.postprocess.remove_noise`, but zeroes outputs < threshold, keeping the threshold cell
+    """Like `utils.evaluation.postprocess.remove_noise`, but zeroes outputs < threshold, keeping the threshold cell
     itself (published: <=, quirk 10). Returns each segment's (T, 88) outputs."""
     cleaned = []
     for output, threshold in zip(output_dict_list, thresholds):
@@ -373,7 +373,7 @@ def audio_scale_effect(checkpoint: Path, h5_path: Path) -> float:
     import torch
 
     from model.diffvel import load_diffvel
-    from utils.smd import INT16_SCALE, PAPER_INT16_SCALE, read_excerpt
+    from utils.data.smd import INT16_SCALE, PAPER_INT16_SCALE, read_excerpt
 
     model = load_diffvel(checkpoint, map_location="cpu").eval()
     waveform = read_excerpt(h5_path).waveform[:SEGMENT_SAMPLES].astype(np.float64)  # (<= 327680,)
@@ -402,8 +402,8 @@ def _newest_pairs(pair_dir: Path) -> dict[tuple[str, str], Path]:
 
 def paper_key_down_roll(h5_path: Path, n_segments: int) -> np.ndarray:
     """(n_segments * 640, 88) paper velocity labels without the pedal extension (31 fps + 640 copy)."""
-    from utils.smd import adjust_636_to_640, read_excerpt
-    from utils.target_processor import TargetProcessor
+    from utils.data.smd import adjust_636_to_640, read_excerpt
+    from utils.data.target_processor import TargetProcessor
 
     excerpt = read_excerpt(h5_path)
     processor = TargetProcessor(SEGMENT_SECONDS, PAPER_TEST_FPS)
@@ -451,7 +451,7 @@ def main(argv=None) -> int:
                         "the CSV goes beside it with the .csv suffix")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("utils.postprocess").setLevel(logging.ERROR)  # segments without a threshold are counted
+    logging.getLogger("utils.evaluation.postprocess").setLevel(logging.ERROR)  # segments without a threshold are counted
     out = args.out or args.demo_out / "quirks.md"
     try:
         import torch

@@ -1,4 +1,4 @@
-"""Rendering of the quirk ablation (utils/quirks.py) as the Markdown report of `python -m utils.quirks`."""
+"""Rendering of the quirk ablation (utils/analysis/quirks.py) as the Markdown report of `python -m utils.analysis.quirks`."""
 from __future__ import annotations
 
 from pathlib import Path

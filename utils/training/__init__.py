@@ -1,0 +1,5 @@
+"""Training machinery around Lightning, and safe checkpoint loading.
+
+`machinery.py` (model, loaders, epoch sampler, resume state, checkpoint callbacks and IO, run folders),
+`checkpoint.py` (the restricted checkpoint loader and the architecture check).
+"""
