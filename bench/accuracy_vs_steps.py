@@ -21,7 +21,8 @@ import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
-from utils.evaluation.metrics import PROTOCOLS, evaluate  # noqa: E402
+from utils.evaluation.metrics import evaluate  # noqa: E402
+from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
 from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
 from utils.evaluation.report import summary_row  # noqa: E402
 from utils.data.smd import list_excerpts  # noqa: E402

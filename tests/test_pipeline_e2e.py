@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from utils import demo
-from utils.evaluation.metrics import RUN_TEST_COLUMNS
+from utils.evaluation.protocols import RUN_TEST_COLUMNS
 from utils.evaluation.pairs import load_pairs
 
 

@@ -1,4 +1,4 @@
-"""Tests of utils/analysis/quirks.py: every ablation variant on hand-built pair lists whose effect is known."""
+"""Tests of the quirk ablation (utils/analysis/): every ablation variant on hand-built pair lists whose effect is known."""
 import csv
 import io
 
@@ -6,14 +6,18 @@ import numpy as np
 import pytest
 
 from utils.conventions import N_KEYS, SEGMENT_FRAMES
-from utils.evaluation.metrics import CORRECTED, PAPER, corrected_metrics, paper_metrics, paper_note_spans
+from utils.analysis.quirks import TABLE_COLUMNS, main
+from utils.analysis.quirks_facts import (copied_onsets, paper_post_mae, pedal_flags, remove_noise_strictly_below,
+                                         rescale_linear01_float32)
+from utils.analysis.quirks_inputs import ExcerptPairs, QuirksInputError, load_demo_pairs, paper_key_down_roll
+from utils.analysis.quirks_variants import VARIANTS, Variant, ablation_rows
+from utils.data.smd import paper_segments, write_excerpt
+from utils.evaluation.metrics import corrected_metrics, paper_metrics, paper_note_spans
+from utils.evaluation.notes import key_down_spans, note_estimates
+from utils.evaluation.notes import paper_note_spans as run_note_spans
 from utils.evaluation.pairs import save_pairs
 from utils.evaluation.postprocess import postprocess_metrics
-from utils.analysis.quirks import (TABLE_COLUMNS, VARIANTS, ExcerptPairs, QuirksInputError, Variant, ablation_rows,
-                          copied_onsets, key_down_spans, load_demo_pairs, main, note_estimates, paper_key_down_roll,
-                          paper_post_mae, pedal_flags, remove_noise_strictly_below, rescale_linear01_float32,
-                          run_note_spans)
-from utils.data.smd import paper_segments, write_excerpt
+from utils.evaluation.protocols import CORRECTED, PAPER
 
 T = 40  # frames per hand-built segment
 BY_NAME = {variant.name: variant for variant in VARIANTS}

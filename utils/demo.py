@@ -19,10 +19,11 @@ from pathlib import Path
 from utils.atomic import atomic_write_bytes
 from utils.evaluation.baselines import features_for_notes, fit_baselines
 from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS
-from utils.evaluation.metrics import CORRECTED, PAPER, evaluate
+from utils.evaluation.metrics import evaluate
 from utils.evaluation.excerpts import load_segments
-from utils.evaluation.pairs import excerpt_name, list_pair_files, load_pairs
+from utils.evaluation.pairs import list_pair_files, load_pairs
 from utils.evaluation.postprocess import postprocess_metrics
+from utils.evaluation.protocols import CORRECTED, PAPER, excerpt_name, pair_dir as protocol_pair_dir
 from utils.evaluation.report import format_table, summary_row, write_plots, write_summary_csv
 from utils.synth.corpus import TINY, CorpusConfig, write_corpus
 
@@ -67,7 +68,7 @@ def infer(out: Path, data: Path, checkpoint: Path, protocol: str, sampling: str)
         f"pair_pkl_dir={quoted(out / 'pairs')}", f"protocol={protocol}", f"sampling={sampling}",
         f"hydra.run.dir={quoted(out / 'hydra' / ('test_' + protocol))}",
     ])
-    pair_dir = out / "pairs" / ("corrected" if protocol == CORRECTED else "")
+    pair_dir = protocol_pair_dir(out / "pairs", protocol)
     run_command([
         "post_processing_gnoise.py", "--output_dir", str(out / "postprocessing" / protocol),
         "--npy_pair_dir", str(pair_dir), "--protocol", protocol,
@@ -76,7 +77,7 @@ def infer(out: Path, data: Path, checkpoint: Path, protocol: str, sampling: str)
 
 def summarise(out: Path, data: Path, protocol: str, baselines, spec_args: dict) -> list[dict]:
     """Summary rows of one protocol: DiffVel raw and post-processed, and both baselines, on the same notes."""
-    pair_dir = out / "pairs" / ("corrected" if protocol == CORRECTED else "")
+    pair_dir = protocol_pair_dir(out / "pairs", protocol)
     raw, post, features = [], [], []
     for pair_file in list_pair_files(pair_dir):
         outputs, targets = load_pairs(pair_file)

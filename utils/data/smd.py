@@ -236,17 +236,22 @@ def paper_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: float
     processor = TargetProcessor(SEGMENT_SECONDS, frames_per_second)
     start_time, index = 0, 0  # int 0 first, as published
     while start_time < excerpt.duration:
-        targets = _published_targets(processor, excerpt, start_time)
-        score = _published_targets(processor, excerpt, start_time + shift)["frame_roll"][0]
+        targets = published_targets(processor, excerpt, start_time)
+        score = published_targets(processor, excerpt, start_time + shift)["frame_roll"][0]
         yield Segment(index, float(start_time), _audio_segment(excerpt.waveform, start_time, PAPER_INT16_SCALE),
                       targets, score)
         start_time += SEGMENT_SECONDS
         index += 1
 
 
-def _published_targets(processor: TargetProcessor, excerpt: SMDExcerpt, start_time: float) -> dict:
+def published_targets(processor: TargetProcessor, excerpt: SMDExcerpt, start_time: float,
+                      extend_pedal: bool = True) -> dict:
+    """The paper's labels of the segment at `start_time`: TargetProcessor rolls, collated, 636 -> 640.
+
+    `extend_pedal=False` gives the key-down labels (no sustain tail), for the quirk ablation.
+    """
     targets, _, _ = processor.process(start_time, excerpt.midi_event_times, excerpt.midi_events,
-                                      extend_pedal=True, note_shift=0)
+                                      extend_pedal=extend_pedal, note_shift=0)
     return adjust_636_to_640(_collate(targets))
 
 

@@ -15,69 +15,22 @@ import logging
 
 import numpy as np
 
-from utils.conventions import FRAMES_PER_SECOND, MIN_MIDI, N_KEYS, VELOCITY_SCALE
+from utils.conventions import FRAMES_PER_SECOND, MIN_MIDI
+from utils.evaluation.notes import (DETECTION_THRESHOLD, EVENTS, RUNS, has_target_notes, note_estimates,
+                                    paper_note_spans, true_note_spans)
+from utils.evaluation.protocols import CORRECTED, PAPER, check_protocol
+from utils.evaluation.rolls import concatenate_segments, mean_std
+
+__all__ = ["SUMMARY_KEYS", "classification_scores", "corrected_metrics", "evaluate", "paper_metrics",
+           "paper_note_spans", "velocity_note_scores"]
 
 logger = logging.getLogger(__name__)
-
-PAPER = "paper"
-CORRECTED = "corrected"
-PROTOCOLS = (PAPER, CORRECTED)
-
-DETECTION_THRESHOLD = 1e-4  # an output above this counts as "sounding" (published constant)
-MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX = 1, 127
-
-# The per-excerpt CSV of run_test.py: the published header, with its three positive-class frame
-# scores (published names precision_support, recall_support, f1_support) given their real names.
-RUN_TEST_COLUMNS = (
-    "g_means", "g_stds", "test_h5", "frame_max_error", "std_max_error", "mean_error_correct_detection",
-    "std_error_correct_detection", "average_precision_score", "f1_score", "precision_score",
-    "recall_score", "frame_precision", "frame_recall", "frame_f1",
-)
 
 SUMMARY_KEYS = (
     "frame_max_error", "std_max_error", "mean_error_correct_detection", "std_error_correct_detection",
     "average_precision_score", "f1_score", "precision_score", "recall_score",
     "frame_precision", "frame_recall", "frame_f1", "n_notes",
 )
-
-
-def first_item(value, name: str, keyed: bool = True, dtype=np.float64) -> np.ndarray:
-    """The first batch item of a stored roll: (1, T, 88) or (T, 88) -> (T, 88); keyed=False: (1, P) -> (P,).
-
-    The published loop `for nth_frame, _ in enumerate(output_dict)` runs once per KEY of the
-    output dict (one key: `velocity_output`), so only item 0 of each segment is ever read.
-    dtype=None keeps the stored dtype.
-    """
-    array = np.asarray(value[0] if isinstance(value, (list, tuple)) else value, dtype=dtype)
-    if keyed:
-        if array.ndim == 3:
-            array = array[0]
-        if array.ndim != 2 or array.shape[1] != N_KEYS:
-            raise ValueError(f"{name}: expected (1, frames, {N_KEYS}) rolls, got shape {np.shape(value)}")
-    else:
-        if array.ndim == 2:
-            array = array[0]
-        if array.ndim != 1:
-            raise ValueError(f"{name}: expected a (1, frames) roll, got shape {np.shape(value)}")
-    return array
-
-
-def concatenate_segments(dict_list: list[dict], key: str, keyed: bool = True) -> np.ndarray:
-    """Concatenate item 0 of `key` over all segments along time: (n_segments * T, 88), or (n * P,) if not keyed."""
-    if len(dict_list) == 0:
-        raise ValueError("no segments to evaluate (empty pair list)")
-    missing = [i for i, d in enumerate(dict_list) if key not in d]
-    if missing:
-        raise ValueError(f"segment {missing[0]}: no '{key}' in its dict")
-    return np.concatenate([first_item(d[key], key, keyed) for d in dict_list], axis=0)
-
-
-def mean_std(values) -> tuple[float, float]:
-    """Mean and population std of `values`; (nan, nan) for an empty list instead of a warning."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return float("nan"), float("nan")
-    return float(np.mean(values)), float(np.std(values))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,28 +91,17 @@ def classification_scores(truth_active: np.ndarray, predicted_active: np.ndarray
     }
 
 
+def error_statistics(notes: list[dict]) -> dict:
+    """Mean/std of the note errors, over all notes and over the detected ones (published names), and n_notes."""
+    mean, std = mean_std([n["error"] for n in notes])
+    detected_mean, detected_std = mean_std([n["error"] for n in notes if n["detected"]])
+    return {"frame_max_error": mean, "std_max_error": std, "mean_error_correct_detection": detected_mean,
+            "std_error_correct_detection": detected_std, "n_notes": len(notes)}
+
+
 # ---------------------------------------------------------------------------------------------
 # Paper protocol
 # ---------------------------------------------------------------------------------------------
-
-def paper_note_spans(velocity_roll: np.ndarray) -> list[tuple[int, int, int, float]]:
-    """The published `get_midi_sound_profile`: notes as runs of non-zero velocity frames.
-
-    velocity_roll: (T, 88) concatenated ground truth. Returns (key, start, end, velocity) in key
-    order then time, velocity = the roll at the run's first frame. Kept quirks: adjacent notes of a
-    key (a re-strike with no silent frame) merge into one; a run touching the first or the last
-    frame of the piece is dropped (`np.delete(ranges, [0, -1])` assumes silence at both ends). The
-    published code raised IndexError for a key sounding over the whole piece; here it has no note.
-    """
-    notes = []
-    for key in range(velocity_roll.shape[1]):
-        silent = np.concatenate(([0], (velocity_roll[:, key] == 0).astype(np.int8), [0]))
-        edges = np.flatnonzero(np.abs(np.diff(silent)) == 1)  # [silence start, silence end, ...]
-        inner = edges[1:-1]  # drop the first silence start and the last silence end
-        for start, end in inner.reshape(-1, 2):
-            notes.append((key, int(start), int(end), float(velocity_roll[start, key])))
-    return notes
-
 
 def paper_metrics(output_dict_list: list[dict], target_dict_list: list[dict]) -> dict:
     """The published evaluation (run_test.py / post_process_gnoise.py) of one excerpt.
@@ -178,24 +120,13 @@ def paper_metrics(output_dict_list: list[dict], target_dict_list: list[dict]) ->
              if all("pedal_frame_roll" in d for d in target_dict_list) else np.zeros(0))  # (n * 1272,)
 
     result = classification_scores(score > 0, estimation > DETECTION_THRESHOLD)
-    clipped = np.where(estimation <= DETECTION_THRESHOLD, 0.0, estimation)  # (T, 88)
     sounding_keys = score != 0  # (T, 88)
-
-    notes = []
-    for key, start, end, velocity in paper_note_spans(score):
-        span = clipped[start:end, key]
-        estimate = float(span.max()) * VELOCITY_SCALE
-        notes.append({
-            "pitch": key, "start": start, "end": end, "velocity": velocity,
-            "estimate": estimate, "error": abs(estimate - velocity),
-            "detected": bool(span.sum() > 0),
-            "pedal": bool(pedal[start:end].sum() > 0),
-            "simultaneous_notes": int(np.count_nonzero(sounding_keys[start:end].any(axis=0))),
-        })
-    result["frame_max_error"], result["std_max_error"] = mean_std([n["error"] for n in notes])
-    result["mean_error_correct_detection"], result["std_error_correct_detection"] = mean_std(
-        [n["error"] for n in notes if n["detected"]])
-    result["n_notes"] = len(notes)
+    notes = note_estimates(estimation, true_note_spans(output_dict_list, target_dict_list, RUNS))
+    for note in notes:
+        start, end = note["start"], note["end"]
+        note["pedal"] = bool(pedal[start:end].sum() > 0)
+        note["simultaneous_notes"] = int(np.count_nonzero(sounding_keys[start:end].any(axis=0)))
+    result.update(error_statistics(notes))
     result["notes"] = notes
     result["protocol"] = PAPER
     return result
@@ -204,57 +135,6 @@ def paper_metrics(output_dict_list: list[dict], target_dict_list: list[dict]) ->
 # ---------------------------------------------------------------------------------------------
 # Corrected protocol
 # ---------------------------------------------------------------------------------------------
-
-def _segment_frames(output_dict_list: list[dict]) -> list[int]:
-    """Number of frames of each segment's output."""
-    return [first_item(d["velocity_output"], "velocity_output").shape[0] for d in output_dict_list]
-
-
-def notes_from_targets(target_dict_list: list[dict], segment_frames: list[int]) -> list[tuple[int, int, int, float]]:
-    """True notes (key, start, end, velocity) in piece frames from each segment's `target["notes"]`.
-
-    `notes` rows are (key_index 0..87, onset_frame, offset_frame, velocity 1..127) in frames of the
-    segment (offset exclusive, may run past the segment). A note belongs to the segment holding
-    its onset (0 <= onset < segment frames), so a note crossing a boundary counts once; a note
-    shorter than a frame gets one frame.
-    """
-    total = sum(segment_frames)
-    notes = []
-    offset_frames = 0
-    for index, (target, n_frames) in enumerate(zip(target_dict_list, segment_frames)):
-        rows = np.asarray(target["notes"], dtype=np.float64).reshape(-1, 4)
-        for key, onset, offset, velocity in rows:
-            if not 0 <= key < N_KEYS:
-                raise ValueError(f"segment {index}: note key index {key:g} outside 0..{N_KEYS - 1}")
-            onset_frame = int(round(onset))
-            if not 0 <= onset_frame < n_frames:
-                continue
-            start = offset_frames + onset_frame
-            end = min(total, offset_frames + max(int(round(offset)), onset_frame + 1))
-            notes.append((int(key), start, end, float(velocity)))
-        offset_frames += n_frames
-    return sorted(notes, key=lambda note: (note[1], note[0]))
-
-
-def notes_from_onset_roll(target_dict_list: list[dict]) -> list[tuple[int, int, int, float]]:
-    """Fallback notes (key, start, end, velocity) when targets carry no `notes`.
-
-    Every onset cell starts a note, so re-strikes and a note at frame 0 count. The note lasts
-    while the frame roll stays active and no new onset of that key starts; its velocity is the
-    velocity roll (MIDI units, as in the authors' pair files) at the onset.
-    """
-    onset = concatenate_segments(target_dict_list, "onset_roll") > 0  # (T, 88)
-    frame = concatenate_segments(target_dict_list, "frame_roll") > 0  # (T, 88)
-    velocity = concatenate_segments(target_dict_list, "velocity_roll")  # (T, 88)
-    n_frames = onset.shape[0]
-    notes = []
-    for start, key in zip(*np.nonzero(onset)):
-        end = start + 1
-        while end < n_frames and frame[end, key] and not onset[end, key]:
-            end += 1
-        notes.append((int(key), int(start), int(end), float(velocity[start, key])))
-    return notes
-
 
 def velocity_note_scores(notes: list[dict]) -> dict:
     """mir_eval's velocity-aware note precision/recall/F1 of the true notes with estimated velocities.
@@ -289,30 +169,14 @@ def corrected_metrics(output_dict_list: list[dict], target_dict_list: list[dict]
     frame_truth = concatenate_segments(target_dict_list, "frame_roll")  # (T, 88)
     if frame_truth.shape != estimation.shape:
         raise ValueError(f"frame roll {frame_truth.shape} and estimate {estimation.shape} differ in shape")
-    if all("notes" in d for d in target_dict_list):
-        spans = notes_from_targets(target_dict_list, _segment_frames(output_dict_list))
+    if has_target_notes(target_dict_list):
         source = "target_notes"
     else:
         logger.warning("targets carry no 'notes': deriving the true notes from the onset roll")
-        spans = notes_from_onset_roll(target_dict_list)
         source = "onset_roll"
-
     result = classification_scores(frame_truth > 0, estimation > DETECTION_THRESHOLD)
-    clipped = np.where(estimation <= DETECTION_THRESHOLD, 0.0, estimation)  # (T, 88)
-    notes = []
-    for key, start, end, velocity in spans:
-        span = clipped[start:end, key]
-        raw_estimate = float(span.max()) * VELOCITY_SCALE
-        estimate = float(np.clip(raw_estimate, MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX))
-        notes.append({
-            "pitch": key, "start": start, "end": end, "velocity": velocity,
-            "estimate": estimate, "raw_estimate": raw_estimate, "error": abs(estimate - velocity),
-            "detected": bool(span.sum() > 0),
-        })
-    result["frame_max_error"], result["std_max_error"] = mean_std([n["error"] for n in notes])
-    result["mean_error_correct_detection"], result["std_error_correct_detection"] = mean_std(
-        [n["error"] for n in notes if n["detected"]])
-    result["n_notes"] = len(notes)
+    notes = note_estimates(estimation, true_note_spans(output_dict_list, target_dict_list, EVENTS), clip=True)
+    result.update(error_statistics(notes))
     result["note_recall"] = (sum(n["detected"] for n in notes) / len(notes)) if notes else float("nan")
     result.update(velocity_note_scores(notes))
     result["notes"] = notes
@@ -323,8 +187,6 @@ def corrected_metrics(output_dict_list: list[dict], target_dict_list: list[dict]
 
 def evaluate(output_dict_list: list[dict], target_dict_list: list[dict], protocol: str = PAPER) -> dict:
     """Evaluate one excerpt with the `paper` or `corrected` protocol."""
-    if protocol == PAPER:
+    if check_protocol(protocol) == PAPER:
         return paper_metrics(output_dict_list, target_dict_list)
-    if protocol == CORRECTED:
-        return corrected_metrics(output_dict_list, target_dict_list)
-    raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
+    return corrected_metrics(output_dict_list, target_dict_list)
