@@ -31,7 +31,8 @@ from utils.conventions import (
     SEGMENT_SAMPLES,
     SEGMENT_SECONDS,
 )
-from utils.data.target_processor import TargetProcessor, parse_message, parse_notes, parse_pedals, render_segment
+from utils.data.corrected_labels import parse_notes, parse_pedals, render_segment
+from utils.data.target_processor import TargetProcessor, parse_message
 
 PAPER_INT16_SCALE = 32767.0  # the paper's int16_to_float32 divides by 32767
 INT16_SCALE = 32768.0  # torchaudio / soundfile normalisation, as the training audio was read
@@ -262,7 +263,7 @@ def corrected_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: f
     Same segment starts (``i * 20.48`` s while < duration) and audio segmentation as the paper,
     audio divided by 32768 as the training audio. Labels on the model's own grid: SEGMENT_FRAMES
     (640) frames at FRAMES_PER_SECOND (31.25), nothing copied, from every note of the MIDI events
-    (:func:`utils.data.target_processor.parse_notes`). ``target``: onset_roll, offset_roll,
+    (:func:`utils.data.corrected_labels.parse_notes`). ``target``: onset_roll, offset_roll,
     frame_roll, velocity_roll (raw 0..127), mask_roll, reg_onset_roll, reg_offset_roll
     (1, 640, 88) and pedal_frame_roll (1, 640), float32; plus ``notes`` (N, 4) float64
     ``(key_index, onset_frame, offset_frame, velocity)`` of the notes struck in the segment
