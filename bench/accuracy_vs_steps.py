@@ -21,6 +21,7 @@ import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
+from utils import tables  # noqa: E402
 from utils.evaluation.metrics import evaluate  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
 from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
@@ -73,13 +74,13 @@ def evaluate_setting(model, setting: SamplerSetting, excerpts: dict, protocol: s
 
 def markdown_table(rows: list[dict]) -> str:
     paper_mae = {r["protocol"]: r["MAE"] for r in rows if r["method"] == PAPER_SETTING.label}
-    lines = ["| setting | protocol | notes | MAE | STD | recall | s / segment | MAE - 200-step DDPM |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    cells = []
     for r in rows:
         delta = r["MAE"] - paper_mae[r["protocol"]] if r["protocol"] in paper_mae else float("nan")
-        lines.append(f"| {r['method']} | {r['protocol']} | {r['notes']} | {r['MAE']:.2f} | {r['STD']:.2f} | "
-                     f"{r['recall']:.4f} | {r['seconds_per_segment']:.3g} | {delta:+.2f} |")
-    return "\n".join(lines)
+        cells.append([r["method"], r["protocol"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}",
+                      f"{r['recall']:.4f}", f"{r['seconds_per_segment']:.3g}", f"{delta:+.2f}"])
+    header = ("setting", "protocol", "notes", "MAE", "STD", "recall", "s / segment", "MAE - 200-step DDPM")
+    return tables.markdown_table(header, cells, "llrrrrrr")
 
 
 def parse_args(argv=None):

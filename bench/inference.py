@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from task.sampling import sample_velocity  # noqa: E402
+from utils import tables  # noqa: E402
 from utils.conventions import N_KEYS, SEGMENT_FRAMES, SEGMENT_SAMPLES  # noqa: E402
 from utils.training.machinery import build_model  # noqa: E402
 
@@ -248,18 +249,16 @@ def markdown_table(rows: list[Row], peaks: dict) -> str:
     for r in rows:
         if r.model not in baseline and r.setting.precision == "fp32" and not r.setting.compile:
             baseline[r.model] = r.seconds
-    header = ("| model | setting | steps | batch | s / segment | speed-up | GFLOP/s | % of peak | peak RSS MB | load 1 min | how |\n"
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    lines = [header]
+    header = ("model", "setting", "steps", "batch", "s / segment", "speed-up", "GFLOP/s", "% of peak", "peak RSS MB",
+              "load 1 min", "how")
+    cells = []
     for r in rows:
         gflops = r.flops / r.seconds / 1e9
         peak = peaks["bf16" if r.setting.precision == "bf16" else "fp32"]
-        lines.append(
-            f"| {r.model} | {r.setting.label} | {r.steps} | {r.setting.batch} | {r.seconds:.3g} | "
-            f"{baseline[r.model] / r.seconds:.1f}x | {gflops:.1f} | {100 * gflops / peak:.0f}% | {r.peak_mb:.0f} | "
-            f"{r.load:.2f} | {r.how} |"
-        )
-    return "\n".join(lines)
+        cells.append([r.model, r.setting.label, r.steps, r.setting.batch, f"{r.seconds:.3g}",
+                      f"{baseline[r.model] / r.seconds:.1f}x", f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%",
+                      f"{r.peak_mb:.0f}", f"{r.load:.2f}", r.how])
+    return tables.markdown_table(header, cells, "llrrrrrrrrl")
 
 
 def parse_args(argv=None):

@@ -26,6 +26,7 @@ from utils.evaluation.postprocess import postprocess_metrics
 from utils.evaluation.protocols import CORRECTED, PAPER, excerpt_name, pair_dir as protocol_pair_dir
 from utils.evaluation.report import format_table, summary_row, write_plots, write_summary_csv
 from utils.synth.corpus import TINY, CorpusConfig, write_corpus
+from utils import tables
 
 log = logging.getLogger("demo")
 
@@ -111,11 +112,10 @@ def spectrogram_args() -> dict:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    header = "| protocol | method | notes | MAE | STD | recall |\n|---|---|---:|---:|---:|---:|\n"
-    return header + "".join(
-        f"| {r['protocol']} | {r['method']} | {r['notes']} | {r['MAE']:.2f} | {r['STD']:.2f} | {r['recall']:.3f} |\n"
-        for r in rows
-    )
+    return tables.markdown_table(
+        ("protocol", "method", "notes", "MAE", "STD", "recall"),
+        ([r["protocol"], r["method"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['recall']:.3f}"]
+         for r in rows), "llrrrr") + "\n"
 
 
 def main(argv=None) -> int:
