@@ -70,8 +70,8 @@ def _loggers(cfg: DictConfig, resume_from: Path | None) -> tuple[TensorBoardLogg
     return tensorboard, csv
 
 
-@hydra.main(config_path="config", config_name="spec_roll", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def train(cfg: DictConfig) -> pl.Trainer:
+    """Fit (and test) the model of a composed `spec_roll` config; returns the Trainer. main() is its Hydra wrapper."""
     pl.seed_everything(cfg.seed, workers=True)
     resume_from = _checked_resume_path(cfg)
     train_set = build_dataset(cfg.dataset, "train")
@@ -131,6 +131,12 @@ def main(cfg: DictConfig) -> None:
         test_loader = make_loader(test_set, cfg.dataloader.test,
                                   sampler=EpochSampler(test_set, shuffle=False, crop_epochs=False))
         trainer.test(model, test_loader, ckpt_path=None)
+    return trainer
+
+
+@hydra.main(config_path="config", config_name="spec_roll", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    train(cfg)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ def check_protocol(protocol: str) -> str:
 
 # The per-excerpt CSV of run_test.py: the published header, with its three positive-class frame
 # scores (published names precision_support, recall_support, f1_support) given their real names.
+# `frame_max_error` / `std_max_error` keep their published names (users' scripts read them) but hold
+# the MAE and STD of the NOTE velocity errors (|128 x max output over the note - true velocity|).
 RUN_TEST_COLUMNS = (
     "g_means", "g_stds", "test_h5", "frame_max_error", "std_max_error", "mean_error_correct_detection",
     "std_error_correct_detection", "average_precision_score", "f1_score", "precision_score",
