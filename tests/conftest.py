@@ -77,3 +77,23 @@ def corpus(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "utils.synth", "--out", str(root), "--tiny"], cwd=REPO_ROOT,
                    check=True, capture_output=True, timeout=240)
     return root
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    """A tiny MAESTRO v2.0.0 layout (tests/maestro_layout.py), shared by a test module."""
+    from maestro_layout import _build_layout
+
+    root = tmp_path_factory.mktemp("maestro")
+    _build_layout(root)
+    return root
+
+
+@pytest.fixture
+def fresh_layout(tmp_path):
+    """A tiny MAESTRO layout of one's own: (root, dataset folder, metadata rows)."""
+    from maestro_layout import _build_layout
+
+    dataset_dir, rows = _build_layout(tmp_path)
+    return tmp_path, dataset_dir, rows
+
