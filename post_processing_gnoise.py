@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
-from utils.evaluation.pairs import list_pair_files, load_pairs
+from utils.checks import check_output_dir, check_z_scores
+from utils.evaluation.pairs import check_finite, list_pair_files, load_pairs
 from utils.evaluation.postprocess import DEFAULT_Z_SCORE, postprocess_metrics
 from utils.evaluation.protocols import (CORRECTED, CORRECTED_COLUMNS, NOTE_COLUMNS, PAPER, PROTOCOLS, excerpt_name,
                                         note_csv_name, postprocess_chart_dir, postprocess_columns, postprocess_csv_name,
@@ -37,7 +39,7 @@ def get_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--npy_pair_dir", "--pair_pkl_dir", dest="npy_pair_dir", required=True,
                         help="folder of <excerpt>_pair_<shift>_<time>.npy files written by run_test.py")
     parser.add_argument("--z_scores", type=float, nargs="+", default=[DEFAULT_Z_SCORE],
-                        help="z-score thresholds (default 3); 0 = rescale only, no noise removal")
+                        help="z-score thresholds (default 3), finite, >= 0 and distinct; 0 = rescale only, no noise removal")
     parser.add_argument("--protocol", choices=PROTOCOLS, default=PAPER,
                         help="paper: published evaluation (default); corrected: see docs/evaluation.md")
     parser.add_argument("--name", default="diffvel_film", help="prefix of the result CSV and plots")
@@ -60,9 +62,19 @@ def note_rows(notes: list[dict]) -> list[list]:
     return [[n["pitch"], n["start"], n["end"], n["velocity"], n["estimate"], n["error"]] for n in notes]
 
 
+def checked_inputs(args: argparse.Namespace) -> list[Path]:
+    """Check the options, the output folder and every pair file (readable, finite) before writing anything."""
+    check_z_scores("--z_scores", args.z_scores)
+    check_output_dir("--output_dir", args.output_dir)
+    pair_files = list_pair_files(args.npy_pair_dir)
+    for pair_file in pair_files:
+        check_finite(pair_file, load_pairs(pair_file)[0])
+    return pair_files
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     """Evaluate every pair file at every z-score, write all outputs, return the summary rows."""
-    pair_files = list_pair_files(args.npy_pair_dir)
+    pair_files = checked_inputs(args)
     stamp = run_timestamp()
     result_dir = postprocess_result_dir(args.output_dir)
     chart_dir = postprocess_chart_dir(args.output_dir)
@@ -107,7 +119,7 @@ def main(argv=None) -> int:
     args = get_args(argv)
     try:
         summary = run(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_table(summary))

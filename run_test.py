@@ -19,12 +19,15 @@ from tqdm.auto import tqdm
 
 import model as models
 from utils.atomic import atomic_write_bytes
-from utils.evaluation.excerpts import estimate_segments, load_segments, noise_check, pair_dicts
+from utils.checks import check_inference_options, exit_on_error
+from utils.evaluation.excerpts import (NonFiniteOutputError, check_excerpts, estimate_segments, load_segments,
+                                       noise_check, pair_dicts)
 from utils.evaluation.metrics import evaluate
 from utils.evaluation.pairs import load_pairs, save_pairs
 from utils.evaluation.protocols import (error_profile_name, pair_dir as protocol_pair_dir, pair_file_name,
                                         pair_file_pattern, run_test_columns, run_test_prefix, run_test_summary_name,
                                         run_timestamp)
+from utils.evaluation.provenance import matching_result, pair_provenance, run_settings, write_sidecar
 from utils.evaluation.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
 from utils.data.smd import list_excerpts
 
@@ -71,32 +74,50 @@ def save_object_npy(path: Path, content) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def existing_pair(pair_dir: Path, excerpt: str, shift) -> Path | None:
-    """The newest pair file of this excerpt and shift from an earlier run, if any."""
-    found = sorted(pair_dir.glob(pair_file_pattern(excerpt, shift)))
-    return found[-1] if found else None
+def existing_pairs(pair_dir: Path, excerpt: str, shift) -> list[Path]:
+    """The pair files of this excerpt and shift from earlier runs."""
+    return sorted(pair_dir.glob(pair_file_pattern(excerpt, shift)))
 
 
-def excerpt_pairs(cfg, model, h5_path: Path, shift, pair_dir: Path, stamp: str):
-    """(output_dicts, target_dicts) of one excerpt: from an earlier run's pair file, or by sampling."""
-    previous = existing_pair(pair_dir, h5_path.stem, shift)
-    if previous is not None and not cfg.overwrite:
-        log.info("%s: reusing %s (overwrite=true recomputes)", h5_path.name, previous.name)
-        return load_pairs(previous)
+def reusable_pairs(cfg, h5_path: Path, shift, pair_dir: Path, provenance: dict) -> Path | None:
+    """An earlier pair file made from the same checkpoint, settings and .h5 content, if any (not with overwrite)."""
+    if cfg.overwrite:
+        return None
+    previous = matching_result(existing_pairs(pair_dir, h5_path.stem, shift), provenance, f"{h5_path.name} shift {shift}")
+    if previous is not None:
+        log.info("%s: reusing %s, same checkpoint, settings and .h5 (overwrite=true recomputes)",
+                 h5_path.name, previous.name)
+    return previous
+
+
+def excerpt_pairs(cfg, model, h5_path: Path, shift, pair_dir: Path, stamp: str, settings: dict):
+    """(output_dicts, target_dicts, pair file) of one excerpt: from a matching earlier pair file, or by sampling.
+    A new pair file gets its provenance (utils/evaluation/provenance.py) in a JSON sidecar."""
+    provenance = pair_provenance(settings, h5_path, shift)
+    previous = reusable_pairs(cfg, h5_path, shift, pair_dir, provenance)
+    if previous is not None:
+        return (*load_pairs(previous), previous)
     segments = load_segments(h5_path, shift, cfg.protocol, cfg.frames_per_second)
-    outputs = estimate_segments(model, segments, h5_path.stem, shift, seed=cfg.seed, batch_segments=cfg.batch_segments,
-                                precision=cfg.precision, compile=cfg.compile)
+    try:
+        outputs = estimate_segments(model, segments, h5_path.stem, shift, seed=cfg.seed,
+                                    batch_segments=cfg.batch_segments, precision=cfg.precision, compile=cfg.compile)
+    except NonFiniteOutputError as error:
+        raise NonFiniteOutputError(f"{cfg.comp_modelckpt}: {error}") from None
     output_dicts, target_dicts = pair_dicts(segments, outputs, cfg.protocol)
-    save_pairs(pair_dir / pair_file_name(h5_path.stem, shift, stamp), output_dicts, target_dicts)
-    return output_dicts, target_dicts
+    path = save_pairs(pair_dir / pair_file_name(h5_path.stem, shift, stamp), output_dicts, target_dicts)
+    write_sidecar(path, provenance)
+    return output_dicts, target_dicts, path
 
 
 def run(cfg: DictConfig) -> list[dict]:
     """Infer, evaluate and write every output; returns the summary rows (one per shift)."""
+    shifts = check_inference_options(cfg)  # options and output folders, before any work
+    h5_files = list_excerpts(cfg.SMD_data_root)
+    check_excerpts(h5_files, shifts)
     device = pick_device(cfg.gpus)
     torch.manual_seed(cfg.seed)
     model = load_model(cfg, device)
-    h5_files = list_excerpts(cfg.SMD_data_root)
+    settings = run_settings(cfg)
     result_dir = Path(cfg.inference_result_path)
     pair_dir = protocol_pair_dir(cfg.pair_pkl_dir, cfg.protocol)
     pair_dir.mkdir(parents=True, exist_ok=True)
@@ -105,17 +126,19 @@ def run(cfg: DictConfig) -> list[dict]:
              dict(cfg.task.sampling), device)
 
     summary = []
-    for shift in cfg.unaligned_shift:
+    for shift in shifts:
         prefix = run_test_prefix(cfg.result_name, cfg.protocol, shift, stamp)
         csv_path = result_dir / f"{prefix}.csv"
         columns = run_test_columns(cfg.protocol)
-        rows, notes = [], []
+        rows, notes, sources = [], [], []
         for h5_path in tqdm(h5_files, desc=f"excerpts (shift {shift})", unit="file"):
-            output_dicts, target_dicts = excerpt_pairs(cfg, model, h5_path, shift, pair_dir, stamp)
+            output_dicts, target_dicts, pair_path = excerpt_pairs(cfg, model, h5_path, shift, pair_dir, stamp, settings)
+            sources.append({"pair_file": str(pair_path), **pair_provenance({}, h5_path, shift)})
             metrics = evaluate(output_dicts, target_dicts, cfg.protocol)
             means, stds = noise_check(output_dicts)
             rows.append([means, stds, h5_path.name] + [metrics[c] for c in columns[3:]])
             write_csv(csv_path, columns, rows)  # rewritten after each excerpt: always complete
+            write_sidecar(csv_path, {**settings, "shift": float(shift), "excerpts": sources})
             save_object_npy(result_dir / error_profile_name(h5_path.stem, shift, stamp), published_error_profile(metrics["notes"]))
             notes.extend(metrics["notes"])
             log.info("%s: %d notes, MAE %.2f", h5_path.name, metrics["n_notes"], metrics["frame_max_error"])
@@ -130,7 +153,7 @@ def run(cfg: DictConfig) -> list[dict]:
 
 @hydra.main(config_path="config", config_name="inference", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    exit_on_error(run, cfg)  # an input error is one line on stderr and exit status 2
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from utils.atomic import atomic_write_bytes
+from utils.checks import check_training_options, exit_on_error
 from utils.training.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
 from utils.data.datasets import build_dataset
 from utils.training.machinery import (
@@ -72,6 +73,7 @@ def _loggers(cfg: DictConfig, resume_from: Path | None) -> tuple[TensorBoardLogg
 
 def train(cfg: DictConfig) -> pl.Trainer:
     """Fit (and test) the model of a composed `spec_roll` config; returns the Trainer. main() is its Hydra wrapper."""
+    check_training_options(cfg)  # before any run folder is created
     pl.seed_everything(cfg.seed, workers=True)
     resume_from = _checked_resume_path(cfg)
     train_set = build_dataset(cfg.dataset, "train")
@@ -136,7 +138,7 @@ def train(cfg: DictConfig) -> pl.Trainer:
 
 @hydra.main(config_path="config", config_name="spec_roll", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    train(cfg)
+    exit_on_error(train, cfg)  # an input error is one line on stderr and exit status 2
 
 
 if __name__ == "__main__":

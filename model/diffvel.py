@@ -108,8 +108,15 @@ class ClassifierFreeDiffRoll(SpecRollDiffusion):
             )
         return self.film_layer(torch.flatten(frame_roll, start_dim=1))
 
-    def conditioners(self, spectrogram: torch.Tensor) -> list[torch.Tensor]:
-        """Per-layer 1x1 projections of the spectrogram.  (B, n_mels, T) -> layers x (B, 2C, T)."""
+    def score_features(self, frame_roll: torch.Tensor, onset_roll: torch.Tensor | None = None):
+        """What `conditioners` needs of the score besides FiLM: nothing for the paper's network."""
+        return None
+
+    def conditioners(self, spectrogram: torch.Tensor, score=None) -> list[torch.Tensor]:
+        """Per-layer 1x1 projections of the spectrogram.  (B, n_mels, T) -> layers x (B, 2C, T).
+
+        `score` (from `score_features`) is unused here; variants that condition densely on it add it.
+        """
         return [layer.project_conditioner(spectrogram) for layer in self.residual_layers]
 
     # ----- the denoiser -----
@@ -131,10 +138,11 @@ class ClassifierFreeDiffRoll(SpecRollDiffusion):
         x = self.output_projection(F.relu(self.skip_projection(x)))  # (B, 88, T)
         return x.transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88)
 
-    def forward(self, x_t, waveform, frame_roll, diffusion_step, sampling: bool = False):
+    def forward(self, x_t, waveform, frame_roll, diffusion_step, sampling: bool = False, onset_roll=None):
         """The published forward: returns (x0_pred (B, 1, T, 88), spectrogram (B, n_mels, T)).
 
-        sampling=True replaces the spectrogram by the unconditional one (all -1).
+        sampling=True replaces the spectrogram by the unconditional one (all -1). `onset_roll`
+        (B, [1,] T, 88), the score's onsets, is read only by variants with a dense score conditioner.
         """
         if x_t.dim() != 4 or x_t.shape[1] != 1 or x_t.shape[-1] != N_KEYS:
             raise ValueError(f"x_t must be (batch, 1, frames, {N_KEYS}), got shape {tuple(x_t.shape)}")
@@ -151,11 +159,14 @@ class ClassifierFreeDiffRoll(SpecRollDiffusion):
                 f"fewer than the {x_t.shape[2]} frames of x_t"
             )
         spec = spec[..., :frames]
-        return self.denoise(x_t, diffusion_step, film_feat, self.conditioners(spec)), spec
+        score = self.score_features(frame_roll, onset_roll)
+        return self.denoise(x_t, diffusion_step, film_feat, self.conditioners(spec, score)), spec
 
 
 def load_diffvel(checkpoint_path, map_location="cpu", config_args: dict | None = None, **overrides):
-    """Build a ClassifierFreeDiffRoll from a checkpoint (ours or the authors'), strictly.
+    """Build the network a checkpoint holds (ours or the authors'), strictly.
+
+    The class is the checkpoint's own: hyperparameter `variant` (absent: the paper's ClassifierFreeDiffRoll).
 
     `overrides` replace stored hyperparameters (the paper passes frame_threshold=0.5 and
     sampling=cfg.task.sampling); `config_args`, if given, must agree with the checkpoint's architecture.
@@ -167,7 +178,18 @@ def load_diffvel(checkpoint_path, map_location="cpu", config_args: dict | None =
     if config_args is not None:
         check_architecture(checkpoint_path, hparams, config_args)
     hparams.update({key: plain(value) for key, value in overrides.items()})
-    model = ClassifierFreeDiffRoll(**hparams)
+    model = network_class(checkpoint_path, hparams.get("variant"))(**hparams)
     check_state_dict(checkpoint_path, model, checkpoint["state_dict"])
     model.load_state_dict(checkpoint["state_dict"], strict=True)
     return model.to(map_location) if map_location is not None else model
+
+
+def network_class(checkpoint_path, variant: str | None):
+    """The class of a checkpoint's `variant` hyperparameter (None: the paper's network)."""
+    if variant is None:
+        return ClassifierFreeDiffRoll
+    from model.variants import VARIANTS
+
+    if variant not in VARIANTS:
+        raise CheckpointError(f"{checkpoint_path}: unknown model variant {variant!r} (known: {sorted(VARIANTS)})")
+    return VARIANTS[variant]

@@ -45,6 +45,8 @@ class ResidualBlockWithFiLM(nn.Module):
 
     def __init__(self, n_mels: int, residual_channels: int, dilation: int, kernel_size: int = 3):
         super().__init__()
+        if kernel_size % 2 == 0:  # the padding below keeps the length only for odd kernels
+            raise ValueError(f"model.args.kernel_size={kernel_size}: must be odd (an even kernel changes the sequence length)")
         padding = ((kernel_size - 1) * (dilation - 1) + kernel_size - 1) // 2
         self.dilated_conv = kaiming_conv1d(
             residual_channels, 2 * residual_channels, kernel_size, padding=padding, dilation=dilation

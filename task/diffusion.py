@@ -29,10 +29,12 @@ class DiffVelNetwork(Protocol):
         """Min-max normalise a (B, 640, 88) velocity or score roll per item (training targets and score)."""
 
     def forward(self, x_t: torch.Tensor, waveform: torch.Tensor, frame_roll: torch.Tensor,
-                diffusion_step: torch.Tensor, sampling: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                diffusion_step: torch.Tensor, sampling: bool = False,
+                onset_roll: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0 prediction (B, 1, 640, 88), spectrogram (B, n_mels, T)) from x_t, audio (B, L), score, t (B,).
 
         `sampling=True`: the unconditional pass of classifier-free guidance (the published loop).
+        `onset_roll`: the score's onsets, read by DiffVelPlus only.
         """
 
     def spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
@@ -41,8 +43,12 @@ class DiffVelNetwork(Protocol):
     def film(self, frame_roll: torch.Tensor) -> torch.Tensor:
         """FiLM features (B, 2L) of the score roll (B, 1, 640, 88): one gamma and beta per layer."""
 
-    def conditioners(self, spectrogram: torch.Tensor) -> list[torch.Tensor]:
-        """The per-layer 1x1 projections of a spectrogram (B, n_mels, 640), computed once per segment."""
+    def score_features(self, frame_roll: torch.Tensor, onset_roll: torch.Tensor | None = None):
+        """Dense score features for the conditioners (DiffVelPlus); None for the paper's network."""
+
+    def conditioners(self, spectrogram: torch.Tensor, score=None) -> list[torch.Tensor]:
+        """The per-layer 1x1 projections of a spectrogram (B, n_mels, 640) (and of `score_features`),
+        computed once per segment."""
 
     def denoise(self, x_t: torch.Tensor, diffusion_step: torch.Tensor, film_feat: torch.Tensor,
                 conditioners: list[torch.Tensor]) -> torch.Tensor:
@@ -96,14 +102,23 @@ class SpecRollDiffusion(pl.LightningModule):
 
     # ----- training -----
 
+    def velocity_target(self, velocity):
+        """The training target from the loader's velocity / 128 roll: the paper min-max normalises it."""
+        return self.normalize(velocity)
+
+    def diffusion_loss(self, label, prediction, frame_roll):
+        """The configured loss over every cell, in the published argument order (label, prediction)."""
+        return self.loss_fn(label, prediction)
+
     def step(self, batch):
-        """One x0-objective step: noise the normalised velocity roll at a uniform t, predict x0."""
-        roll = self.normalize(batch["velocity"]).unsqueeze(1)  # (B, 1, 640, 88) in [0, 1]
+        """One x0-objective step: noise the target velocity roll at a uniform t, predict x0."""
+        roll = self.velocity_target(batch["velocity"]).unsqueeze(1)  # (B, 1, 640, 88) in [0, 1]
         frame_roll = self.normalize(batch["frame"]).unsqueeze(1)  # (B, 1, 640, 88)
+        onset_roll = batch["onset"].unsqueeze(1) if "onset" in batch else None  # read by DiffVelPlus only
         t = torch.randint(0, self.schedule.timesteps, (roll.shape[0],), device=roll.device).long()
         x_t = self.schedule.q_sample(roll, t, torch.randn_like(roll))
-        pred_roll, spec = self(x_t, batch["audio"], frame_roll, t)
-        loss = self.loss_fn(roll, pred_roll)  # the published argument order: (label, prediction)
+        pred_roll, spec = self(x_t, batch["audio"], frame_roll, t, onset_roll=onset_roll)
+        loss = self.diffusion_loss(roll, pred_roll, frame_roll)
         return loss, {"pred_roll": pred_roll, "label_roll": roll, "frame_roll": frame_roll, "spec": spec}
 
     def training_step(self, batch, batch_idx):
@@ -152,8 +167,10 @@ class SpecRollDiffusion(pl.LightningModule):
     # ----- inference -----
 
     def sample(self, waveform, frame_roll, generator=None, exact_savings=True, progress=False,
-               precision="fp32", compile=False, **overrides):
+               precision="fp32", compile=False, onset_roll=None, **overrides):
         """Estimate the velocity roll (B, 1, 640, 88) in [0, 1] scale for waveforms (B, L) and scores.
+
+        `onset_roll` (B, [1,] 640, 88), the score's onsets, is read by DiffVelPlus only.
 
         Sampler settings come from the `sampling` hyperparameters (type, w, steps), overridable.
         `precision` ("fp32" | "bf16") and `compile` are the speed options of `sample_velocity`.
@@ -162,5 +179,5 @@ class SpecRollDiffusion(pl.LightningModule):
         return sample_velocity(
             self, waveform, frame_roll, sampler=args["type"], w=float(args.get("w", 0.0)),
             steps=args.get("steps"), generator=generator, exact_savings=exact_savings, progress=progress,
-            precision=precision, compile=compile,
+            precision=precision, compile=compile, onset_roll=onset_roll,
         )

@@ -61,12 +61,12 @@ def _randn(shape, generator, device):
     return torch.randn(shape, generator=generator).to(device)
 
 
-def _x0_published(model, x, waveform, frame_roll, t, w, precision="fp32"):
+def _x0_published(model, x, waveform, frame_roll, t, w, precision="fp32", onset_roll=None):
     """Both network passes exactly as the published `cfdg_ddpm_x0` runs them."""
     t_tensor = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     with network_precision(x.device, precision):
-        x0_cond, _ = model(x, waveform, frame_roll, t_tensor)
-        x0_uncond, _ = model(x, torch.zeros_like(waveform), frame_roll, t_tensor, sampling=True)
+        x0_cond, _ = model(x, waveform, frame_roll, t_tensor, onset_roll=onset_roll)
+        x0_uncond, _ = model(x, torch.zeros_like(waveform), frame_roll, t_tensor, sampling=True, onset_roll=onset_roll)
     return guided_x0(x0_cond.float(), x0_uncond.float(), w)
 
 
@@ -77,14 +77,16 @@ class _CachedConditions:
     and each x0 prediction is returned as float32.
     """
 
-    def __init__(self, model, waveform, frame_roll, w, precision="fp32", compile=False):
+    def __init__(self, model, waveform, frame_roll, w, precision="fp32", compile=False, onset_roll=None):
         self.model, self.w, self.precision = model, w, precision
         self.denoise = functools.partial(compiled_denoise(model), model) if compile else model.denoise
         spec = model.spectrogram(waveform)[..., :SEGMENT_FRAMES]  # (B, n_mels, 640)
         with network_precision(waveform.device, precision):
             self.film = model.film(frame_roll)  # (B, 2L)
-            self.cond = model.conditioners(spec)
-            self.uncond = model.conditioners(torch.full_like(spec, UNCONDITIONAL_SPEC_VALUE)) if w != 0 else None
+            score = model.score_features(frame_roll, onset_roll)  # None for the paper's network
+            self.cond = model.conditioners(spec, score)
+            unconditional = torch.full_like(spec, UNCONDITIONAL_SPEC_VALUE)
+            self.uncond = model.conditioners(unconditional, score) if w != 0 else None
 
     def x0(self, x, t):
         t_tensor = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
@@ -98,7 +100,7 @@ class _CachedConditions:
 
 def sample_velocity(
     model, waveform, frame_roll, sampler="cfdg_ddpm_x0", w=0.0, steps=None, generator=None,
-    exact_savings=True, progress=False, precision="fp32", compile=False,
+    exact_savings=True, progress=False, precision="fp32", compile=False, onset_roll=None,
 ):
     """Run the sampler; returns the velocity roll (B, 1, 640, 88) in the model's [0, 1] scale.
 
@@ -119,6 +121,8 @@ def sample_velocity(
         generator = torch.Generator().manual_seed(0)
     device = next(model.parameters()).device
     waveform, frame_roll = waveform.to(device, torch.float32), frame_roll.to(device, torch.float32)
+    if onset_roll is not None:
+        onset_roll = onset_roll.to(device, torch.float32)
     was_training = model.training
     model.eval()
     schedule = model.schedule
@@ -126,13 +130,14 @@ def sample_velocity(
     try:
         with torch.inference_mode():
             x = _randn((waveform.shape[0], 1, SEGMENT_FRAMES, N_KEYS), generator, device)
-            cache = _CachedConditions(model, waveform, frame_roll, w, precision, compile) if exact_savings else None
+            cache = (_CachedConditions(model, waveform, frame_roll, w, precision, compile, onset_roll)
+                     if exact_savings else None)
             for i, t in enumerate(tqdm(visits, desc="sampling", disable=not progress, leave=False)):
                 t_prev = visits[i + 1] if i + 1 < len(visits) else -1
                 if exact_savings:
                     x0 = cache.x0(x, t)
                 else:
-                    x0 = _x0_published(model, x, waveform, frame_roll, t, w, precision)
+                    x0 = _x0_published(model, x, waveform, frame_roll, t, w, precision, onset_roll)
                 if sampler == "ddim_x0":
                     x = ddim_x0_step(schedule, x, x0, t, t_prev)
                 else:

@@ -19,3 +19,16 @@ def test_successful_write_replaces_and_creates_folders(tmp_path):
     atomic_write_bytes(target, b"two")
     assert target.read_bytes() == b"two"
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.bin"]
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        target = atomic_write_bytes(tmp_path / "shared.csv", b"x")
+        plain = tmp_path / "plain.csv"
+        plain.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644

@@ -59,7 +59,7 @@ def test_missing_checkpoint_is_named(tmp_path):
 def test_corrupt_checkpoint_is_named(tmp_path):
     bad = tmp_path / "truncated.ckpt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(CheckpointError, match="truncated.ckpt: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="truncated.ckpt: corrupt or not a PyTorch checkpoint"):
         load_checkpoint(bad)
 
 

@@ -63,7 +63,7 @@ def test_packing_piece_midi_reproduces_reference_events(tmp_path, reference_dir)
     labels = np.load(reference_dir / "test_labels.npz")
     events, times, name = read_midi_events(reference_dir / "piece.midi")
     assert events == [e.decode() for e in labels["midi_event"]] and name == "piano"
-    soundfile.write(tmp_path / "piece.flac", np.zeros(16000, np.float32), SAMPLE_RATE)
+    soundfile.write(tmp_path / "piece.flac", np.zeros(70 * 16000, np.float32), SAMPLE_RATE)  # 69.4 s of MIDI
     excerpt = read_excerpt(pack_pair(tmp_path / "piece.flac", reference_dir / "piece.midi", tmp_path / "piece.h5"))
     np.testing.assert_array_equal(excerpt.midi_event_times, labels["midi_event_time"])
     assert excerpt.attrs["title"] == "piano" and "composer" not in excerpt.attrs  # from the MIDI track name

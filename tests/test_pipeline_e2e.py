@@ -12,8 +12,8 @@ from utils.evaluation.pairs import load_pairs
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    assert demo.main(["--out", str(out), "--tiny", "--train-steps", "3", "--sampling", "fast",
-                      "--train-override", "val_freq=1"]) == 0
+    assert demo.main(["--out", str(out), "--tiny", "--train-steps", "3", "--plus-train-steps", "2",
+                      "--sampling", "fast", "--train-override", "val_freq=1"]) == 0
     return out
 
 
@@ -23,16 +23,17 @@ def _rows(path):
 
 
 def test_training_wrote_a_checkpoint_and_metrics(demo_out):
-    runs = list((demo_out / "runs").glob("ClassifierFreeDiffRoll-L4-C32-*-MAESTRO/version_0"))
-    assert len(runs) == 1
-    assert (runs[0] / "checkpoints" / "last.ckpt").is_file()
-    metrics = _rows(runs[0] / "metrics.csv")
-    assert any(row.get("Val/diffusion_loss") for row in metrics)
+    for tag, name in (("diffvel", "ClassifierFreeDiffRoll-L4-C32"), ("diffvel_plus", "DiffVelPlus-L8-C128")):
+        runs = list((demo_out / "runs" / tag).glob(f"{name}-*-MAESTRO/version_0"))
+        assert len(runs) == 1
+        assert (runs[0] / "checkpoints" / "last.ckpt").is_file()
+        metrics = _rows(runs[0] / "metrics.csv")
+        assert any(row.get("Val/diffusion_loss") for row in metrics)
 
 
 @pytest.mark.parametrize("protocol", ["paper", "corrected"])
 def test_run_test_outputs(demo_out, protocol):
-    result_dir = demo_out / "inference" / protocol
+    result_dir = demo_out / "inference" / "diffvel" / protocol
     (csv_path,) = result_dir.glob(f"diffvel_{protocol}_shift_0-*.csv")
     rows = _rows(csv_path)
     assert list(rows[0])[:len(RUN_TEST_COLUMNS)] == list(RUN_TEST_COLUMNS)
@@ -46,7 +47,7 @@ def test_run_test_outputs(demo_out, protocol):
 
 @pytest.mark.parametrize("protocol, subdir", [("paper", ""), ("corrected", "corrected")])
 def test_pair_files_hold_one_640_frame_estimate_per_segment(demo_out, protocol, subdir):
-    pair_files = sorted((demo_out / "pairs" / subdir).glob("*_pair_0_*.npy"))
+    pair_files = sorted((demo_out / "pairs" / "diffvel" / subdir).glob("*_pair_0_*.npy"))
     assert len(pair_files) == 2
     outputs, targets = load_pairs(pair_files[0])
     assert len(outputs) == len(targets) >= 1
@@ -59,7 +60,7 @@ def test_pair_files_hold_one_640_frame_estimate_per_segment(demo_out, protocol, 
 
 def test_postprocessing_outputs(demo_out):
     for protocol in ("paper", "corrected"):
-        result_dir = demo_out / "postprocessing" / protocol / "outputs" / "result"
+        result_dir = demo_out / "postprocessing" / "diffvel" / protocol / "outputs" / "result"
         (result_csv,) = result_dir.glob("diffvel_film-*.csv")
         rows = _rows(result_csv)
         assert {"test_h5", "frame_max_error", "std_max_error", "recall", "frame_recall", "z_score"} <= set(rows[0])
@@ -73,7 +74,8 @@ def test_postprocessing_outputs(demo_out):
 
 def test_summary_compares_model_and_baselines_on_the_same_notes(demo_out):
     rows = _rows(demo_out / "summary.csv")
-    assert [r["protocol"] for r in rows] == ["paper"] * 4 + ["corrected"] * 4
+    assert [r["protocol"] for r in rows] == ["paper"] * 6 + ["corrected"] * 6
+    assert sum(r["method"].startswith("DiffVel+") for r in rows) == 4
     for protocol in ("paper", "corrected"):
         counts = {int(r["notes"]) for r in rows if r["protocol"] == protocol}
         assert len(counts) == 1 and counts.pop() > 0
@@ -84,4 +86,4 @@ def test_summary_compares_model_and_baselines_on_the_same_notes(demo_out):
     # on the synthetic corpus loudness carries velocity: the regression must beat the constant
     assert all(float(a["MAE"]) < float(b["MAE"]) for a, b in zip(loudness, mean))
     assert (demo_out / "summary.md").read_text().startswith("| protocol |")
-    assert len(list((demo_out / "plots").glob("*.png"))) == 12
+    assert len(list((demo_out / "plots").glob("*.png"))) == 18

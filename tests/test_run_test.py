@@ -115,5 +115,5 @@ def test_bf16_option_reaches_the_sampler_and_stays_close(config, tmp_path):
 
 
 def test_unknown_precision_is_named(config):
-    with pytest.raises(ValueError, match="precision 'fp8'"):
+    with pytest.raises(ValueError, match="precision=fp8"):
         run_test.run(config("precision=fp8"))

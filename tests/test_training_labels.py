@@ -81,12 +81,31 @@ def test_note_table_cache(tmp_path, reference_dir, reference):
     cache = tmp_path / "cache" / "piece.tsv.npy"
     np.testing.assert_array_equal(load_note_table(midi, cache), reference["tsv"])
     assert cache.is_file()
-    np.save(cache, np.ones((3, 4)))  # a newer cache is trusted as is
+    key = np.load(cache)[:1]
+    np.save(cache, np.concatenate([key, np.ones((3, 4))]))  # a cache of the same MIDI content is used as is
     np.testing.assert_array_equal(load_note_table(midi, cache), np.ones((3, 4)))
     newer = cache.stat().st_mtime + 10
-    os.utime(midi, (newer, newer))  # the MIDI file changed: the cache is rebuilt
+    os.utime(midi, (newer, newer))  # touched, same content: still the cache
+    np.testing.assert_array_equal(load_note_table(midi, cache), np.ones((3, 4)))
+    np.save(cache, np.ones((3, 4)))  # a cache without the MIDI's key (older format): rebuilt
     np.testing.assert_array_equal(load_note_table(midi, cache), reference["tsv"])
     assert sorted(p.name for p in cache.parent.iterdir()) == ["piece.tsv.npy"]  # no temp files left
+
+
+def test_note_table_cache_follows_content_not_mtime(tmp_path, reference_dir):
+    """A MIDI replaced by a file with an older modification time gets its own labels, not the cached ones."""
+    import mido
+
+    midi, cache = tmp_path / "piece.midi", tmp_path / "piece.tsv.npy"
+    midi.write_bytes((reference_dir / "piece.midi").read_bytes())
+    first = load_note_table(midi, cache)
+    replacement = mido.MidiFile()
+    replacement.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=99, time=0),
+                                              mido.Message("note_off", note=60, velocity=0, time=480)]))
+    replacement.save(midi)
+    os.utime(midi, (1, 1))  # 1970: older than the cache
+    table = load_note_table(midi, cache)
+    assert len(first) > 1 and table.tolist() == [[0.0, 0.5, 60.0, 99.0]]
 
 
 def test_corrupt_midi_names_file(tmp_path):

@@ -14,6 +14,7 @@ import logging
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from utils.atomic import atomic_write_bytes
@@ -31,6 +32,7 @@ from utils import tables
 log = logging.getLogger("demo")
 
 REPO = Path(__file__).resolve().parent.parent
+PRETRAINED_DIR = REPO / "pretrained"
 LABEL_FPS = {PAPER: PAPER_TEST_FPS, CORRECTED: FRAMES_PER_SECOND}  # frame rate of each protocol's labels
 
 
@@ -46,57 +48,87 @@ def quoted(path: Path) -> str:
     return f"'{path.resolve()}'"
 
 
-def train(out: Path, data: Path, minutes: float, steps: int | None, extra: list[str]) -> Path:
-    """Train the small CPU model for a bounded time (or `steps` steps); returns last.ckpt (reused if present)."""
-    found = sorted((out / "runs").glob("*/version_*/checkpoints/last.ckpt"))
+@dataclass(frozen=True)
+class DemoModel:
+    """One model of the demo: its label in the tables, folder tag, experiment config and pretrained file."""
+
+    label: str
+    tag: str  # sub-folder of runs/, inference/, pairs/, postprocessing/
+    experiment: str  # the experiment config it trains with (and run_test.py composes)
+    pretrained: Path  # the shipped checkpoint (pretrained/)
+
+
+PAPER_MODEL = DemoModel("DiffVel (paper, cpu_small)", "diffvel", "cpu_small", PRETRAINED_DIR / "diffvel_cpu_small.ckpt")
+PLUS_MODEL = DemoModel("DiffVel+", "diffvel_plus", "plus_cpu", PRETRAINED_DIR / "diffvel_plus.ckpt")
+
+
+def train(out: Path, data: Path, model: DemoModel, steps: int, extra: list[str]) -> Path:
+    """Train `model` for exactly `steps` seeded steps; returns last.ckpt (reused if a run exists)."""
+    runs = out / "runs" / model.tag
+    found = sorted(runs.glob("*/version_*/checkpoints/last.ckpt"))
     if found:
         print(f"using the trained model {found[-1]}")
         return found[-1]
-    seconds = int(round(minutes * 60))
-    budget = [f"trainer.max_steps={steps}"] if steps else [
-        f"trainer.max_time=00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"]
     run_command([
-        "train_spec_roll.py", "experiment=cpu_small", f"data_root={quoted(data)}", f"log_dir={quoted(out / 'runs')}",
-        "epochs=100000", *budget, f"hydra.run.dir={quoted(out / 'hydra' / 'train')}", *extra,
+        "train_spec_roll.py", f"experiment={model.experiment}", f"data_root={quoted(data)}", f"log_dir={quoted(runs)}",
+        "epochs=100000", f"trainer.max_steps={steps}", "trainer.max_time=null", "save_every_n_steps=null",
+        f"hydra.run.dir={quoted(out / 'hydra' / ('train_' + model.tag))}", *extra,
     ])
-    return sorted((out / "runs").glob("*/version_*/checkpoints/last.ckpt"))[-1]
+    return sorted(runs.glob("*/version_*/checkpoints/last.ckpt"))[-1]
 
 
-def infer(out: Path, data: Path, checkpoint: Path, protocol: str, sampling: str) -> None:
+def pair_folder(out: Path, model: DemoModel, protocol: str) -> Path:
+    return protocol_pair_dir(out / "pairs" / model.tag, protocol)
+
+
+def infer(out: Path, data: Path, model: DemoModel, checkpoint: Path, protocol: str, sampling: str) -> None:
     run_command([
-        "run_test.py", "experiment=cpu_small", "gpus=0", f"comp_modelckpt={quoted(checkpoint)}",
-        f"SMD_data_root={quoted(data / 'smd_h5')}", f"inference_result_path={quoted(out / 'inference' / protocol)}",
-        f"pair_pkl_dir={quoted(out / 'pairs')}", f"protocol={protocol}", f"sampling={sampling}",
-        f"hydra.run.dir={quoted(out / 'hydra' / ('test_' + protocol))}",
+        "run_test.py", f"experiment={model.experiment}", "gpus=0", f"comp_modelckpt={quoted(checkpoint)}",
+        f"SMD_data_root={quoted(data / 'smd_h5')}",
+        f"inference_result_path={quoted(out / 'inference' / model.tag / protocol)}",
+        f"pair_pkl_dir={quoted(out / 'pairs' / model.tag)}", f"protocol={protocol}", f"sampling={sampling}",
+        f"hydra.run.dir={quoted(out / 'hydra' / ('test_' + model.tag + '_' + protocol))}",
     ])
-    pair_dir = protocol_pair_dir(out / "pairs", protocol)
     run_command([
-        "post_processing_gnoise.py", "--output_dir", str(out / "postprocessing" / protocol),
-        "--npy_pair_dir", str(pair_dir), "--protocol", protocol,
+        "post_processing_gnoise.py", "--output_dir", str(out / "postprocessing" / model.tag / protocol),
+        "--npy_pair_dir", str(pair_folder(out, model, protocol)), "--protocol", protocol,
     ])
 
 
-def summarise(out: Path, data: Path, protocol: str, baselines, spec_args: dict) -> list[dict]:
-    """Summary rows of one protocol: DiffVel raw and post-processed, and both baselines, on the same notes."""
-    pair_dir = protocol_pair_dir(out / "pairs", protocol)
-    raw, post, features = [], [], []
-    for pair_file in list_pair_files(pair_dir):
+def model_rows(out: Path, data: Path, model: DemoModel, protocol: str) -> tuple[list[dict], list[dict]]:
+    """(summary rows of the model raw and after noise removal, its raw notes with their segments)."""
+    raw, post, segments = [], [], []
+    for pair_file in list_pair_files(pair_folder(out, model, protocol)):
         outputs, targets = load_pairs(pair_file)
         notes = evaluate(outputs, targets, protocol)["notes"]
         raw.extend(notes)
         post.extend(postprocess_metrics(outputs, targets, 3.0, protocol)["notes"])
-        segments = load_segments(data / "smd_h5" / f"{excerpt_name(pair_file)}.h5", 0, protocol, PAPER_TEST_FPS)
-        features.extend(features_for_notes(segments, notes, spec_args, LABEL_FPS[protocol]))
-    true = [n["velocity"] for n in raw]
-    write_plots(out / "plots", f"{protocol}_diffvel_postprocessed", [n["velocity"] for n in post],
-                [n["estimate"] for n in post])
+        excerpt = load_segments(data / "smd_h5" / f"{excerpt_name(pair_file)}.h5", 0, protocol, PAPER_TEST_FPS)
+        segments.append((excerpt, notes))
+    write_plots(out / "plots", f"{protocol}_{model.tag}", [n["velocity"] for n in raw],
+                [n["estimate"] for n in raw])
+    rows = [
+        summary_row(protocol, f"{model.label} (run_test, raw)", [n["velocity"] for n in raw],
+                    [n["estimate"] for n in raw], [n["detected"] for n in raw]),
+        summary_row(protocol, f"{model.label} + noise removal z=3", [n["velocity"] for n in post],
+                    [n["estimate"] for n in post], [n["detected"] for n in post]),
+    ]
+    return rows, segments
+
+
+def summarise(out: Path, data: Path, protocol: str, models: list[DemoModel], baselines, spec_args: dict) -> list[dict]:
+    """Summary rows of one protocol: each model raw and post-processed, and both baselines, on the same notes."""
+    rows, segments = [], []
+    for model in models:
+        model_summary, segments = model_rows(out, data, model, protocol)
+        rows.extend(model_summary)
+    features = [f for excerpt, notes in segments for f in features_for_notes(excerpt, notes, spec_args,
+                                                                             LABEL_FPS[protocol])]
+    true = [n["velocity"] for _, notes in segments for n in notes]
     loudness = baselines.predict_loudness(features)
     write_plots(out / "plots", f"{protocol}_loudness_baseline", true, loudness)
     everything = [True] * len(true)
-    return [
-        summary_row(protocol, "DiffVel (run_test, raw)", true, [n["estimate"] for n in raw], [n["detected"] for n in raw]),
-        summary_row(protocol, "DiffVel + noise removal z=3", [n["velocity"] for n in post],
-                    [n["estimate"] for n in post], [n["detected"] for n in post]),
+    return rows + [
         summary_row(protocol, "baseline: training mean", true, baselines.predict_mean(len(true)), everything),
         summary_row(protocol, "baseline: loudness regression", true, loudness, everything),
     ]
@@ -118,15 +150,29 @@ def markdown_table(rows: list[dict]) -> str:
          for r in rows), "llrrrr") + "\n"
 
 
+def checkpoint_for(args, out: Path, data: Path, model: DemoModel, steps: int) -> Path:
+    """The shipped checkpoint with --pretrained (or steps=0), else a model trained here for `steps` steps."""
+    if args.pretrained or steps == 0:
+        if not model.pretrained.is_file():
+            raise FileNotFoundError(f"{model.pretrained}: pretrained checkpoint missing")
+        print(f"using the pretrained model {model.pretrained}")
+        return model.pretrained
+    return train(out, data, model, steps, args.train_override if model is PAPER_MODEL else [])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "demo_out", help="output folder (default demo_out)")
-    parser.add_argument("--train-minutes", type=float, default=14, help="training time budget (default 14)")
-    parser.add_argument("--train-steps", type=int, default=None, help="train this many steps instead (tests)")
+    parser.add_argument("--train-steps", type=int, default=3000,
+                        help="training steps of the paper's model (default 3000; fixed, so every machine gets the same model)")
+    parser.add_argument("--plus-train-steps", type=int, default=0,
+                        help="train DiffVel+ for this many steps on the demo corpus (default 0: use the shipped one)")
+    parser.add_argument("--pretrained", action="store_true", help="train nothing: evaluate the shipped checkpoints")
     parser.add_argument("--tiny", action="store_true", help="tiny corpus (CI-sized; numbers are meaningless)")
     parser.add_argument("--sampling", choices=("paper", "fast"), default="paper",
                         help="paper: 200-step DDPM (default); fast: DDIM, few steps")
-    parser.add_argument("--train-override", action="append", default=[], help="extra Hydra override for training")
+    parser.add_argument("--train-override", action="append", default=[],
+                        help="extra Hydra override for training the paper's model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.time()
@@ -134,17 +180,19 @@ def main(argv=None) -> int:
     data = args.out / "data"
     print("== 1/4 synthetic corpus", flush=True)
     write_corpus(data, TINY if args.tiny else CorpusConfig())
-    print("== 2/4 training (experiment=cpu_small)", flush=True)
-    checkpoint = train(args.out, data, args.train_minutes, args.train_steps, args.train_override)
-    rows = []
+    print("== 2/4 models: the paper's DiffVel (cpu_small) and DiffVel+", flush=True)
+    models = [PAPER_MODEL, PLUS_MODEL]
+    checkpoints = {m: checkpoint_for(args, args.out, data, m, args.train_steps if m is PAPER_MODEL
+                                     else args.plus_train_steps) for m in models}
     spec_args = spectrogram_args()
     print("== 3/4 inference and post-processing, both protocols", flush=True)
-    for protocol in (PAPER, CORRECTED):
-        infer(args.out, data, checkpoint, protocol, args.sampling)
+    for model in models:
+        for protocol in (PAPER, CORRECTED):
+            infer(args.out, data, model, checkpoints[model], protocol, args.sampling)
     print("== 4/4 summary", flush=True)
     baselines = fit_baselines(data, spec_args)
-    for protocol in (PAPER, CORRECTED):
-        rows.extend(summarise(args.out, data, protocol, baselines, spec_args))
+    rows = [row for protocol in (PAPER, CORRECTED)
+            for row in summarise(args.out, data, protocol, models, baselines, spec_args)]
     write_summary_csv(args.out / "summary.csv", rows)
     atomic_write_bytes(args.out / "summary.md", markdown_table(rows).encode())
     print(format_table(rows))

@@ -102,6 +102,9 @@ class MAESTRO(Dataset):
             writable, else the user cache folder (utils.data.audio_io.default_cache_dir).
         frame_aligned_crops: start crops on a frame boundary (a multiple of hop_length). False, as
             published, lets the audio start up to hop_length - 1 samples after the labels' first frame.
+        crops_per_epoch: items per recording and epoch (1, as published: an epoch is one crop of each
+            recording). k > 1 makes an epoch k independent random crops of every recording, so a small
+            corpus still gives full-length epochs (fewer loader restarts between them).
 
     Items are dicts: ``audio`` (sequence_length,) float32, ``frame``/``onset``/``offset``/``velocity``
     (sequence_length // hop_length, keys) float32 tensors, and ``path`` (the source audio file).
@@ -120,6 +123,7 @@ class MAESTRO(Dataset):
         download: bool = False,
         cache_dir: str | os.PathLike | None = None,
         frame_aligned_crops: bool = False,
+        crops_per_epoch: int = 1,
     ):
         self.groups = [groups] if isinstance(groups, str) else list(groups)
         unknown = [group for group in self.groups if group not in SPLITS]
@@ -135,6 +139,9 @@ class MAESTRO(Dataset):
         self.min_midi, self.max_midi = int(min_midi), int(max_midi)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.frame_aligned_crops = bool(frame_aligned_crops)
+        if int(crops_per_epoch) < 1 or int(crops_per_epoch) != crops_per_epoch:
+            raise ValueError(f"crops_per_epoch={crops_per_epoch}: must be a positive integer")
+        self.crops_per_epoch = int(crops_per_epoch)
         # Shared with DataLoader workers (also persistent ones), so set_epoch reaches them.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -197,14 +204,14 @@ class MAESTRO(Dataset):
         """First sample of item ``index``'s crop: uniform in [0, n_samples - sequence_length), as published
         (rounded down to a frame boundary with ``frame_aligned_crops``)."""
         generator = np.random.default_rng([self.seed, int(self._epoch), index])
-        begin = int(generator.integers(self.pieces[index].n_samples - self.sequence_length))
+        begin = int(generator.integers(self.pieces[index % len(self.pieces)].n_samples - self.sequence_length))
         return begin - begin % self.hop_length if self.frame_aligned_crops else begin
 
     def __len__(self) -> int:
-        return len(self.pieces)
+        return len(self.pieces) * self.crops_per_epoch
 
     def __getitem__(self, index: int) -> dict:
-        piece = self.pieces[index]
+        piece = self.pieces[index % len(self.pieces)]  # item index -> recording; the crop depends on index
         begin = self.crop_begin(index)
         audio = read_crop(piece.readable_audio_path, begin, self.sequence_length, self.sampling_rate)  # (S,)
         notes = load_note_table(piece.midi_path, piece.note_table_path)  # (N, 4)

@@ -11,6 +11,7 @@ Reproduces the labels the paper trained on (AudioLoader's MAESTRO loader, commit
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -128,32 +129,53 @@ def parse_midi(path: str | os.PathLike) -> np.ndarray:
     return table
 
 
+CACHE_MARK = -1.0  # first row of a label cache: (CACHE_MARK, MIDI size, hash high 32 bits, hash low 32 bits)
+
+
+def _midi_key(midi_path: Path) -> np.ndarray:
+    """The key row of a label cache: the MIDI file's size and a 64-bit BLAKE2 hash of its content."""
+    content = midi_path.read_bytes()
+    digest = int.from_bytes(hashlib.blake2b(content, digest_size=8).digest(), "big")
+    return np.array([[CACHE_MARK, len(content), digest >> 32, digest & 0xFFFFFFFF]], dtype=np.float64)
+
+
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` (.npy) through a temporary file in the same folder."""
     with atomic_path(path) as temporary, open(temporary, "wb") as stream:
         np.save(stream, array)
 
 
+def _cached_table(cache_path: Path, key: np.ndarray) -> np.ndarray | None:
+    """The note table of a cache written for the MIDI content ``key``, else None."""
+    try:
+        stored = np.load(cache_path, allow_pickle=False)
+    except (OSError, ValueError):
+        log.info("%s: unreadable label cache, rebuilding it", cache_path)
+        return None
+    if stored.ndim == 2 and stored.shape[1] == 4 and len(stored) > 1 and np.array_equal(stored[:1], key):
+        return stored[1:]
+    log.info("%s: label cache made from other MIDI content, rebuilding it", cache_path)
+    return None
+
+
 def load_note_table(midi_path: str | os.PathLike, cache_path: str | os.PathLike | None = None) -> np.ndarray:
     """:func:`parse_midi`, cached in ``cache_path`` (.npy) when given.
 
-    The cache is used when it is at least as new as the MIDI file; otherwise the MIDI file is parsed
-    and the cache (re)written atomically.
+    The cache stores the MIDI file's size and content hash in its first row and is used only when they
+    match the MIDI file (modification times are not trusted); otherwise the MIDI file is parsed and the
+    cache (re)written atomically.
     """
     midi_path = Path(midi_path)
-    if cache_path is not None:
-        cache_path = Path(cache_path)
-        if cache_path.is_file() and cache_path.stat().st_mtime >= midi_path.stat().st_mtime:
-            try:
-                table = np.load(cache_path, allow_pickle=False)
-                if table.ndim == 2 and table.shape[1] == 4 and len(table) > 0:
-                    return table
-            except (OSError, ValueError):
-                pass
-            log.info("%s: unreadable label cache, rebuilding it", cache_path)
+    if cache_path is None:
+        return parse_midi(midi_path)
+    cache_path = Path(cache_path)
+    key = _midi_key(midi_path)
+    if cache_path.is_file():
+        table = _cached_table(cache_path, key)
+        if table is not None:
+            return table
     table = parse_midi(midi_path)
-    if cache_path is not None:
-        _atomic_save_npy(cache_path, table)
+    _atomic_save_npy(cache_path, np.concatenate([key, table]))
     return table
 
 

@@ -1,12 +1,16 @@
 """Pack audio + MIDI pairs (SMD's own distribution) into the SMD .h5 test files.
 
-    python -m utils.data.pack_smd SRC_DIR OUT_DIR [--overwrite]
+    python -m utils.data.pack_smd SRC_DIR OUT_DIR [--overwrite] [--trim-midi]
 
 Every ``<name>.wav|.flac`` under SRC_DIR (searched recursively) is paired with the
 ``<name>.mid|.midi`` of the same stem and written to ``OUT_DIR/<name>.h5``: audio resampled to
 SAMPLE_RATE mono int16, the piano track's messages as ``str(mido message)`` with absolute times in
 seconds (float32), attributes ``duration`` (seconds of audio), ``composer``/``title`` when known,
 ``audio_filename``, ``midi_filename``. Format: see utils/data/smd.py and docs/smd.md.
+
+MIDI that goes on after the end of its audio is refused, or with ``--trim-midi`` cut at the audio's
+end (notes starting later are dropped, later releases and pedal events moved to the end). An
+existing .h5 is kept without ``--overwrite`` only if it reads as a valid SMD file.
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from utils.conventions import SAMPLE_RATE
-from utils.data.smd import PAPER_INT16_SCALE, SMDFileError, SMDFileNotFoundError, write_excerpt
+from utils.checks import check_output_dir
+from utils.data.smd import PAPER_INT16_SCALE, SMDFileError, SMDFileNotFoundError, read_excerpt, write_excerpt
+from utils.data.target_processor import parse_message
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +108,33 @@ def read_midi_events(path: str | os.PathLike) -> tuple[list[str], np.ndarray, st
     return [str(message) for message in track], _seconds_of_ticks(midi, ticks), (names[0] if names else None)
 
 
+def _note_change(event: str) -> tuple[str, int | None, bool]:
+    """(kind, note, starts a note) of a message string; note None for other messages."""
+    kind, fields = parse_message(event)
+    if kind not in ("note_on", "note_off") or not fields.get("note", "").isdigit():
+        return kind, None, False
+    return kind, int(fields["note"]), kind == "note_on" and fields.get("velocity", "0") not in ("0",)
+
+
+def trim_to_audio(midi_events: list[str], times: np.ndarray, seconds: float) -> tuple[list[str], np.ndarray]:
+    """Cut the MIDI at the end of the audio: notes starting at or after ``seconds`` are dropped with
+    their releases; every other later event (releases, pedal, meta) is moved to ``seconds``."""
+    kept_events, kept_times, dropped = [], [], set()
+    for event, time in zip(midi_events, times):
+        kind, note, starts = _note_change(event)
+        if note is not None and starts:
+            if time >= seconds:
+                dropped.add(note)
+                continue
+            dropped.discard(note)
+        elif note is not None and note in dropped:  # the release of a dropped note
+            dropped.discard(note)
+            continue
+        kept_events.append(event)
+        kept_times.append(min(float(time), seconds))
+    return kept_events, np.asarray(kept_times, dtype=np.float64)
+
+
 def title_from_name(stem: str) -> dict[str, str]:
     """SMD names ``Composer_Title_..._Date-SMD`` -> {'composer': ..., 'title': ...} (empty if no '_')."""
     parts = stem.split("_")
@@ -111,15 +144,17 @@ def title_from_name(stem: str) -> dict[str, str]:
 
 
 def pack_pair(audio_path: str | os.PathLike, midi_path: str | os.PathLike, out_path: str | os.PathLike,
-              **attrs) -> Path:
+              trim_midi: bool = False, **attrs) -> Path:
     """Pack one audio + MIDI pair into ``out_path`` (.h5, written atomically); ``attrs`` override
-    the derived attributes."""
+    the derived attributes; ``trim_midi`` cuts MIDI that outlasts the audio (see :func:`trim_to_audio`)."""
     audio_path, midi_path = Path(audio_path), Path(midi_path)
     for path in (audio_path, midi_path):
         if not path.is_file():
             raise SMDFileNotFoundError(f"{path}: file not found")
     waveform = load_audio(audio_path)
     midi_events, midi_event_times, track_name = read_midi_events(midi_path)
+    if trim_midi:
+        midi_events, midi_event_times = trim_to_audio(midi_events, midi_event_times, len(waveform) / SAMPLE_RATE)
     derived = {"audio_filename": audio_path.name, "midi_filename": midi_path.name}
     derived.update(title_from_name(audio_path.stem))
     if "title" not in derived and track_name:
@@ -156,19 +191,31 @@ def find_pairs(src_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
     return [(audio[stem], midi[stem]) for stem in sorted(audio)]
 
 
-def pack_folder(src_dir: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False) -> list[Path]:
-    """Pack every pair of ``src_dir`` into ``out_dir/<stem>.h5``; existing files are kept unless
-    ``overwrite``. Returns the .h5 paths of all pairs (written or kept)."""
+def _check_kept(out_path: Path) -> None:
+    """An existing .h5 that packing would keep must be a valid SMD file."""
+    try:
+        read_excerpt(out_path)
+    except SMDFileError as error:
+        raise PackError(f"{error} (kept from an earlier run; --overwrite re-packs it)") from None
+
+
+def pack_folder(src_dir: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False,
+                trim_midi: bool = False) -> list[Path]:
+    """Pack every pair of ``src_dir`` into ``out_dir/<stem>.h5``; existing files are kept (after
+    checking them) unless ``overwrite``. Returns the .h5 paths of all pairs (written or kept)."""
     pairs = find_pairs(src_dir)
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir("OUT_DIR", out_dir)
+    for audio_path, _ in pairs:
+        if (out_dir / f"{audio_path.stem}.h5").exists() and not overwrite:
+            _check_kept(out_dir / f"{audio_path.stem}.h5")
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = []
     for audio_path, midi_path in tqdm(pairs, desc="packing SMD", unit="file"):
         out_path = out_dir / f"{audio_path.stem}.h5"
         if out_path.exists() and not overwrite:
-            log.info("%s exists, skipped", out_path)
+            log.info("%s exists and is valid, kept", out_path)
         else:
-            pack_pair(audio_path, midi_path, out_path)
+            pack_pair(audio_path, midi_path, out_path, trim_midi=trim_midi)
         outputs.append(out_path)
     return outputs
 
@@ -178,11 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("src_dir", help="folder with <name>.wav|.flac and <name>.mid|.midi")
     parser.add_argument("out_dir", help="folder for <name>.h5")
     parser.add_argument("--overwrite", action="store_true", help="re-pack existing .h5 files")
+    parser.add_argument("--trim-midi", action="store_true",
+                        help="cut MIDI that goes on after the audio ends instead of refusing it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        outputs = pack_folder(args.src_dir, args.out_dir, overwrite=args.overwrite)
-    except (ValueError, FileNotFoundError) as error:
+        outputs = pack_folder(args.src_dir, args.out_dir, overwrite=args.overwrite, trim_midi=args.trim_midi)
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{len(outputs)} excerpts in {args.out_dir}")

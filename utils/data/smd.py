@@ -32,7 +32,8 @@ from utils.conventions import (
     SEGMENT_SECONDS,
 )
 from utils.data.corrected_labels import parse_notes, parse_pedals, render_segment
-from utils.data.target_processor import TargetProcessor, parse_message
+from utils.data.smd_checks import length_mismatch, note_onsets
+from utils.data.target_processor import TargetProcessor
 
 PAPER_INT16_SCALE = 32767.0  # the paper's int16_to_float32 divides by 32767
 INT16_SCALE = 32768.0  # torchaudio / soundfile normalisation, as the training audio was read
@@ -70,15 +71,7 @@ class Segment:
     waveform: np.ndarray  # (SEGMENT_SAMPLES,) float32
     target: dict  # rolls with a leading batch dim 1 (float32); see paper_/corrected_segments
     score_roll: np.ndarray  # (frames, 88) float32 frame roll from start_time + shift
-
-
-def _has_notes(midi_events: Sequence[str]) -> bool:
-    """True when some event is a note_on with velocity > 0."""
-    for event in midi_events:
-        kind, fields = parse_message(event)
-        if kind == "note_on" and fields.get("velocity", "0").isdigit() and int(fields["velocity"]) > 0:
-            return True
-    return False
+    score_onset: np.ndarray | None = None  # (frames, 88) float32 onset roll of the same score (DiffVelPlus)
 
 
 def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_event_times: np.ndarray,
@@ -97,8 +90,15 @@ def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_
         raise SMDFileError(f"{name}: midi_event_time must be finite and non-decreasing")
     if not (np.isfinite(duration) and duration > 0):
         raise SMDFileError(f"{name}: duration must be a positive number, got {duration}")
-    if not _has_notes(midi_events):
+    try:
+        onsets = note_onsets(midi_events, midi_event_times)
+    except ValueError as error:
+        raise SMDFileError(f"{name}: {error}") from None
+    if len(onsets) == 0:
         raise SMDFileError(f"{name}: no notes (no note_on with velocity > 0 in midi_event)")
+    problem = length_mismatch(len(waveform) / SAMPLE_RATE, onsets, midi_event_times)
+    if problem:
+        raise SMDFileError(f"{name}: {problem}")
 
 
 def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
@@ -126,7 +126,7 @@ def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
     raw_events = np.asarray(raw_events)
     if raw_events.ndim != 1 or raw_events.dtype.kind not in "SOU":
         raise SMDFileError(f"{path}: midi_event must be 1-D strings, got {raw_events.dtype} {raw_events.shape}")
-    midi_events = [e.decode() if isinstance(e, bytes) else str(e) for e in raw_events]
+    midi_events = _decoded(path, raw_events)
     try:
         duration = float(attrs.pop("duration"))
     except (TypeError, ValueError):
@@ -134,6 +134,17 @@ def read_excerpt(path: str | os.PathLike) -> SMDExcerpt:
     waveform, midi_event_times = np.asarray(waveform), np.asarray(midi_event_times)
     _validate(str(path), waveform, midi_events, midi_event_times, duration)
     return SMDExcerpt(path.stem, waveform, midi_events, midi_event_times, duration, attrs)
+
+
+def _decoded(path: Path, raw_events: np.ndarray) -> list[str]:
+    """midi_event entries as text; SMDFileError naming the first entry that is not UTF-8."""
+    events = []
+    for index, event in enumerate(raw_events):
+        try:
+            events.append(event.decode() if isinstance(event, bytes) else str(event))
+        except UnicodeDecodeError:
+            raise SMDFileError(f"{path}: midi_event {index} is not UTF-8 text ({bytes(event[:40])!r})") from None
+    return events
 
 
 def _plain(value):
@@ -238,9 +249,9 @@ def paper_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: float
     start_time, index = 0, 0  # int 0 first, as published
     while start_time < excerpt.duration:
         targets = published_targets(processor, excerpt, start_time)
-        score = published_targets(processor, excerpt, start_time + shift)["frame_roll"][0]
+        score = published_targets(processor, excerpt, start_time + shift)
         yield Segment(index, float(start_time), _audio_segment(excerpt.waveform, start_time, PAPER_INT16_SCALE),
-                      targets, score)
+                      targets, score["frame_roll"][0], score["onset_roll"][0])
         start_time += SEGMENT_SECONDS
         index += 1
 
@@ -280,7 +291,7 @@ def corrected_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: f
         segment_notes = rolls.pop("notes")
         target = _collate(rolls)
         target["notes"] = segment_notes
-        score = render_segment(notes, pedals, start_time + shift, SEGMENT_FRAMES, FRAMES_PER_SECOND)["frame_roll"]
+        score = render_segment(notes, pedals, start_time + shift, SEGMENT_FRAMES, FRAMES_PER_SECOND)
         yield Segment(index, start_time, _audio_segment(excerpt.waveform, start_time, INT16_SCALE),
-                      target, score.astype(np.float32))
+                      target, score["frame_roll"].astype(np.float32), score["onset_roll"].astype(np.float32))
         index += 1

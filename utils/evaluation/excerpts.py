@@ -6,16 +6,30 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils.data.smd import corrected_segments, paper_segments
+from utils.data.smd import corrected_segments, paper_segments, read_excerpt
 from utils.evaluation.protocols import CORRECTED, PAPER, check_protocol
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteOutputError(ValueError):
+    """The model produced NaN or infinite velocities (typically a checkpoint with NaN weights)."""
 
 
 def segment_generator(seed: int, excerpt: str, shift: float, index: int) -> torch.Generator:
     """The noise source of one segment: depends on the run seed and the segment's identity only,
     so results do not change with batch size, excerpt order or a resumed run."""
     return torch.Generator().manual_seed(zlib.crc32(f"{seed}:{excerpt}:{shift}:{index}".encode()))
+
+
+def check_excerpts(h5_paths, shifts) -> None:
+    """Read and check every .h5 before any work; refuse a shift as long as a piece (empty score condition)."""
+    for h5_path in h5_paths:
+        excerpt = read_excerpt(h5_path)
+        for shift in shifts:
+            if abs(shift) >= excerpt.duration:
+                raise ValueError(f"{h5_path}: unaligned_shift={shift} s is not shorter than the piece "
+                                 f"({excerpt.duration:.2f} s): its score condition would be empty")
 
 
 def load_segments(h5_path, shift: float, protocol: str, frames_per_second: int):
@@ -38,8 +52,14 @@ def estimate_segments(model, segments, excerpt: str, shift: float, seed: int = 0
         chunk = segments[start:start + batch_segments]
         waveform = torch.from_numpy(np.stack([s.waveform for s in chunk]))  # (B, 327680)
         score = torch.from_numpy(np.stack([s.score_roll for s in chunk]))  # (B, 640, 88)
+        onsets = None if any(s.score_onset is None for s in chunk) else torch.from_numpy(
+            np.stack([s.score_onset for s in chunk]))  # (B, 640, 88), read by DiffVelPlus only
         generators = [segment_generator(seed, excerpt, shift, s.index) for s in chunk]
-        roll = model.sample(waveform, score, generator=generators, **sampling)  # (B, 1, 640, 88)
+        roll = model.sample(waveform, score, generator=generators, onset_roll=onsets, **sampling)  # (B, 1, 640, 88)
+        bad = [s.index for s, r in zip(chunk, roll) if not torch.isfinite(r).all()]
+        if bad:
+            raise NonFiniteOutputError(f"{excerpt}: model output is NaN or infinite at segment {bad[0]} "
+                                       f"(shift {shift}); the checkpoint's weights are probably not finite")
         outputs.extend(r.float().cpu().numpy() for r in roll)  # each (1, 640, 88)
     return outputs
 

@@ -186,3 +186,11 @@ def list_pair_files(pair_dir: str | os.PathLike) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"{pair_dir}: no pair files (*{PAIR_MARKER}*{PAIR_SUFFIX}) in this directory")
     return files
+
+
+def check_finite(path: str | os.PathLike, output_dict_list: list[dict]) -> None:
+    """Refuse a pair file whose velocity_output holds NaN or infinity (a model that diverged)."""
+    for index, output in enumerate(output_dict_list):
+        if not np.all(np.isfinite(np.asarray(output["velocity_output"], dtype=np.float64))):
+            raise PairFileError(f"{Path(path).name}: velocity_output of segment {index} is NaN or infinite "
+                                "(recompute it with run_test.py overwrite=true and a finite checkpoint)")

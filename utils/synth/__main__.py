@@ -11,7 +11,7 @@ from utils.synth.render import RENDERERS, RendererUnavailable
 
 # command-line option -> CorpusConfig field
 OPTIONS = {"n_train": int, "n_val": int, "n_test": int, "n_smd": int, "seconds": float, "smd_seconds": float,
-           "seed": int}
+           "seed": int, "gain_db": float, "eq_db": float, "room": float}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +29,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="auto = FluidSynth when available, else the additive numpy renderer")
     parser.add_argument("--sample-rate", type=int, choices=sorted(OUTPUT_FORMATS), default=defaults.sample_rate,
                         help="44100 writes stereo (like MAESTRO), 16000 writes mono (the model's rate)")
+    parser.add_argument("--soundfont", action="append", default=[], dest="soundfonts",
+                        help="draw each piece's SoundFont from these (repeat the option; FluidSynth)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     config = dataclasses.replace(TINY if args.tiny else defaults, renderer=args.renderer,
-                                 sample_rate=args.sample_rate,
+                                 sample_rate=args.sample_rate, soundfonts=tuple(args.soundfonts),
                                  **{f: getattr(args, f) for f in OPTIONS if getattr(args, f) is not None})
     try:
         summary = write_corpus(args.out, config)

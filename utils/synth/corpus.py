@@ -31,6 +31,7 @@ from tqdm import tqdm
 from utils.atomic import atomic_path
 from utils.conventions import SEGMENT_SECONDS
 from utils.synth.performance import generate_performance
+from utils.synth import variety
 from utils.synth.render import Renderer, make_renderer, to_output_channels
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ class CorpusConfig:
     seed: int = 0
     renderer: str = "auto"
     sample_rate: int = 44100
+    soundfonts: tuple = ()  # a SoundFont per piece drawn from these (FluidSynth); () = the default one
+    gain_db: float = 0.0  # per-piece gain within +-gain_db (utils/synth/variety.py)
+    eq_db: float = 0.0  # per-piece spectral tilt within +-eq_db
+    room: float = 0.0  # per-piece synthetic room, wet mix up to `room`
 
     def check(self) -> None:
         for name in ("n_train", "n_val", "n_test", "n_smd"):
@@ -73,6 +78,7 @@ class CorpusConfig:
                                  f"(one {SEGMENT_SECONDS} s crop plus a margin)")
         if self.sample_rate not in OUTPUT_FORMATS:
             raise ValueError(f"sample_rate={self.sample_rate}: expected one of {sorted(OUTPUT_FORMATS)}")
+        variety.check_ranges(self.gain_db, self.eq_db, self.room, self.soundfonts)
 
 
 TINY = CorpusConfig(n_train=2, n_val=1, n_test=1, n_smd=2, seconds=25.0, smd_seconds=25.0)
@@ -120,6 +126,10 @@ def _write_text(path: Path, text: str) -> None:
 def _check_config(out_dir: Path, config: CorpusConfig, renderer_name: str) -> None:
     """Refuse to extend a corpus made with other generation settings; record the settings."""
     settings = {key: value for key, value in asdict(config).items() if not key.startswith("n_")}
+    settings["soundfonts"] = [str(path) for path in config.soundfonts]
+    for key in ("soundfonts", "gain_db", "eq_db", "room"):  # variety options: recorded only when used
+        if not settings[key]:
+            settings.pop(key)
     settings["renderer"] = renderer_name
     path = out_dir / CONFIG_NAME
     if path.is_file():
@@ -135,17 +145,36 @@ def _check_config(out_dir: Path, config: CorpusConfig, renderer_name: str) -> No
     _write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
-def _render_piece(spec: PieceSpec, seconds: float, renderer: Renderer, channels: int,
+class _Renderers:
+    """The corpus renderer, plus one FluidSynth renderer per extra SoundFont (made on first use)."""
+
+    def __init__(self, default: Renderer, config: CorpusConfig):
+        self.default, self.config, self.by_soundfont = default, config, {}
+
+    def render(self, spec: PieceSpec, midi, seconds: float, label: str):
+        config = self.config
+        variation = variety.draw(spec.seed, config.soundfonts, config.gain_db, config.eq_db, config.room)
+        renderer = self.default
+        if variation.soundfont is not None:
+            if variation.soundfont not in self.by_soundfont:
+                self.by_soundfont[variation.soundfont] = make_renderer("fluidsynth", config.sample_rate,
+                                                                       variation.soundfont)
+            renderer = self.by_soundfont[variation.soundfont]
+        audio = renderer.render(midi, duration=seconds, label=label)  # (2, samples)
+        return variety.apply(audio, variation, spec.seed, config.sample_rate)
+
+
+def _render_piece(spec: PieceSpec, seconds: float, renderer: _Renderers, channels: int,
                   audio_path: Path, midi_path: Path) -> str:
     """Generate, render and write one piece unless both files exist; return its title."""
     piece = generate_performance(seconds, spec.seed)
     if audio_path.is_file() and midi_path.is_file():
         return piece.title
-    audio = renderer.render(piece.midi, duration=seconds, label=audio_path.name)  # (2, samples)
+    audio = renderer.render(spec, piece.midi, seconds, audio_path.name)  # (2, samples)
     with atomic_path(midi_path) as temporary:
         piece.midi.write(str(temporary))
     with atomic_path(audio_path) as temporary:
-        soundfile.write(str(temporary), to_output_channels(audio, channels), renderer.sample_rate,
+        soundfile.write(str(temporary), to_output_channels(audio, channels), renderer.default.sample_rate,
                         subtype="PCM_16", format="WAV")
     return piece.title
 
@@ -178,6 +207,7 @@ def write_corpus(out_dir: str | os.PathLike, config: CorpusConfig = CorpusConfig
     if renderer.sample_rate != config.sample_rate:
         raise ValueError(f"renderer rate {renderer.sample_rate} Hz differs from sample_rate={config.sample_rate}")
     _check_config(out_dir, config, renderer.name)
+    renderers = _Renderers(renderer, config)
     channels = OUTPUT_FORMATS[config.sample_rate]
     dataset_dir = out_dir / MAESTRO_FOLDER
     source_dir = out_dir / SMD_SOURCE_FOLDER
@@ -192,7 +222,7 @@ def write_corpus(out_dir: str | os.PathLike, config: CorpusConfig = CorpusConfig
             midi_path = audio_path.with_suffix(".midi")
             seconds = config.seconds
         existed = audio_path.is_file() and midi_path.is_file()
-        title = _render_piece(spec, seconds, renderer, channels, audio_path, midi_path)
+        title = _render_piece(spec, seconds, renderers, channels, audio_path, midi_path)
         skipped, rendered = skipped + existed, rendered + (not existed)
         if spec.split != "smd":
             rows.append({"canonical_composer": COMPOSER, "canonical_title": title, "split": spec.split,

@@ -6,8 +6,8 @@ nothing else; a file that needs any other global is refused with a clear error.
 """
 import collections
 import pickle
+import re
 import typing
-import zipfile
 from pathlib import Path
 
 import torch
@@ -39,10 +39,15 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), str(err))
-        raise CheckpointError(f"{path}: refused to load, it holds objects outside the allowlist ({reason})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from None
+        unsafe = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(err))
+        if unsafe:  # a well-formed pickle that names a global outside the allowlist
+            raise CheckpointError(f"{path}: refused to load, it holds {unsafe.group(1)}, outside the allowlist") from None
+        raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint (unreadable pickle)") from None
+    except (PermissionError, IsADirectoryError) as err:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({err.strerror})") from None
+    except Exception as err:  # noqa: BLE001 - torch raises KeyError, RuntimeError, EOFError... on bad bytes
+        # one line, without torch's advice to retry with weights_only=False (never safe for untrusted files)
+        raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint ({type(err).__name__})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict' entry)")
     hparams = checkpoint.get("hyper_parameters") or {}

@@ -223,8 +223,9 @@ class ResumeState(Callback):
 
 
 class SaveLastCheckpoint(Callback):
-    """Writes <dirpath>/last.ckpt every `every_n_steps` optimizer steps (None: never) and when a SIGTERM
-    stops training (Lightning stops at the end of the current batch), so that a killed run loses little.
+    """Writes <dirpath>/last.ckpt every `every_n_steps` optimizer steps (None: never), when fitting ends
+    for any reason (max_time, max_steps, max_epochs, early stopping) and when a SIGTERM or Ctrl-C stops
+    training (Lightning stops at the end of the current batch), so that a run never loses its last steps.
 
     It complements ModelCheckpoint, which writes last.ckpt only after validation.
     """
@@ -253,12 +254,15 @@ class SaveLastCheckpoint(Callback):
         if self.every_n_steps and trainer.global_step > 0 and trainer.global_step % self.every_n_steps == 0:
             self._save(trainer)
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
+        if isinstance(exception, (SIGTERMException, KeyboardInterrupt)) and trainer.state.fn == "fit":
             self._save(trainer)
             if trainer.is_global_zero:
-                log.warning("SIGTERM: saved %s at epoch %d, step %d", self.path, trainer.current_epoch,
-                            trainer.global_step)
+                log.warning("%s: saved %s at epoch %d, step %d", type(exception).__name__, self.path,
+                            trainer.current_epoch, trainer.global_step)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -1,0 +1,148 @@
+"""Note-velocity accuracy of every model and baseline on the same notes: the demo's synthetic test set
+and the held-out real-performance set.
+
+    python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--out bench_accuracy.md]
+
+Models default to the shipped DiffVel+ (pretrained/) and, when present, the demo's paper model.
+Every model samples every segment as run_test.py does (utils.evaluation.excerpts, same per-segment seeds) with
+the sampler of --sampling (fast: DDIM 10 steps; paper: 200-step DDPM). Baselines (training mean and
+loudness regression, utils/evaluation/baselines.py) are fitted on the train split of --baseline-root (the demo
+corpus) and scored on exactly the evaluated notes. Prints one Markdown row per (set, protocol, method).
+"""
+
+from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from model.diffvel import load_diffvel  # noqa: E402
+from utils import tables  # noqa: E402
+from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS  # noqa: E402
+from utils.data.smd import list_excerpts  # noqa: E402
+from utils.evaluation.baselines import features_for_notes, fit_baselines  # noqa: E402
+from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
+from utils.evaluation.metrics import evaluate  # noqa: E402
+from utils.evaluation.protocols import CORRECTED, PAPER, PROTOCOLS  # noqa: E402
+from utils.evaluation.report import summary_row  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+LABEL_FPS = {PAPER: PAPER_TEST_FPS, CORRECTED: FRAMES_PER_SECOND}
+SAMPLING = {"fast": {"type": "ddim_x0", "steps": 10}, "paper": {"type": "cfdg_ddpm_x0", "steps": None}}
+DEFAULT_SETS = {"demo": REPO / "demo_out" / "data" / "smd_h5", "heldout": REPO / "data" / "heldout" / "smd_h5"}
+PRETRAINED = REPO / "pretrained" / "diffvel_plus.ckpt"
+DEMO_PAPER_MODELS = "demo_out/runs/*/version_*/checkpoints/last.ckpt"
+
+log = logging.getLogger("bench.accuracy")
+
+
+def default_models() -> dict:
+    models = {"DiffVel+ (pretrained)": PRETRAINED} if PRETRAINED.is_file() else {}
+    found = sorted(REPO.glob(DEMO_PAPER_MODELS))
+    if found:
+        models["DiffVel (demo, cpu_small)"] = found[-1]
+    return models
+
+
+def model_notes(model, excerpts: dict, protocol: str, sampling: dict) -> dict:
+    """{excerpt: evaluated notes} of one model (the notes come from the ground truth, so every model
+    and baseline is scored on the same ones)."""
+    notes = {}
+    for name, segments in excerpts.items():
+        outputs = estimate_segments(model, segments, name, 0.0, progress=False, **sampling)
+        notes[name] = evaluate(*pair_dicts(segments, outputs, protocol), protocol)["notes"]
+    return notes
+
+
+def baseline_rows(baselines, excerpts: dict, notes: dict, protocol: str, spec_args: dict, label: str):
+    """Mean and loudness-regression rows on the notes the models were scored on."""
+    features = []
+    for name, segments in excerpts.items():
+        features.extend(features_for_notes(segments, notes[name], spec_args, LABEL_FPS[protocol]))
+    true = [n["velocity"] for excerpt in notes.values() for n in excerpt]
+    return [
+        {**summary_row(protocol, "baseline: training mean", true, baselines.predict_mean(len(true)),
+                       [True] * len(true)), "set": label},
+        {**summary_row(protocol, "baseline: loudness regression", true, baselines.predict_loudness(features),
+                       [True] * len(true)), "set": label},
+    ]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    return tables.markdown_table(
+        ("set", "protocol", "method", "notes", "MAE", "STD", "recall"),
+        ([r["set"], r["protocol"], r["method"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['recall']:.3f}"]
+         for r in rows), "lllrrrr")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT",
+                        help="a model to score (repeatable); default: pretrained DiffVel+ and the demo's model")
+    parser.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS), metavar="NAME[=H5_FOLDER]",
+                        help="test sets: demo, heldout, or NAME=folder of .h5 excerpts")
+    parser.add_argument("--baseline-root", type=Path, default=REPO / "demo_out" / "data",
+                        help="MAESTRO-layout corpus whose train split fits the baselines")
+    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS))
+    parser.add_argument("--sampling", choices=sorted(SAMPLING), default="fast")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    return parser.parse_args(argv)
+
+
+def resolve(args):
+    """(models {name: path}, sets {name: folder}); raises FileNotFoundError/ValueError with one line."""
+    models = dict(item.split("=", 1) for item in args.model) if args.model else default_models()
+    if not models:
+        raise FileNotFoundError(f"no model: {PRETRAINED} is missing and no --model given")
+    sets = {}
+    for item in args.sets:
+        name, _, folder = item.partition("=")
+        if not folder and name not in DEFAULT_SETS:
+            raise ValueError(f"--sets {item}: unknown set (give NAME=folder)")
+        sets[name] = Path(folder) if folder else DEFAULT_SETS[name]
+    for path in [*map(Path, models.values()), *sets.values()]:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found")
+    return {name: Path(path) for name, path in models.items()}, sets
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    try:
+        models, sets = resolve(args)
+        from utils.demo import spectrogram_args
+
+        spec_args = spectrogram_args()
+        baselines = fit_baselines(args.baseline_root, spec_args)
+        loaded = {name: load_diffvel(path, frame_threshold=0.5).eval() for name, path in models.items()}
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    rows = []
+    for label, folder in sets.items():
+        for protocol in args.protocols:
+            excerpts = {p.stem: load_segments(p, 0.0, protocol, PAPER_TEST_FPS) for p in list_excerpts(folder)}
+            notes = None
+            for name, model in loaded.items():
+                start = time.perf_counter()
+                notes = model_notes(model, excerpts, protocol, SAMPLING[args.sampling])
+                flat = [n for excerpt in notes.values() for n in excerpt]
+                rows.append({**summary_row(protocol, name, [n["velocity"] for n in flat],
+                                           [n["estimate"] for n in flat], [n["detected"] for n in flat]),
+                             "set": label})
+                print(f"{label} {protocol} {name}: MAE {rows[-1]['MAE']:.2f} ({time.perf_counter() - start:.0f} s)",
+                      flush=True)
+            rows += baseline_rows(baselines, excerpts, notes, protocol, spec_args, label)
+    emit_table(markdown_table(rows), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

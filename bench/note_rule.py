@@ -1,0 +1,97 @@
+"""Which note rule turns the model's output over a note into the best velocity (utils/estimate/rules.py).
+
+    python -m bench.note_rule --ckpt CKPT --h5-root demo_out/data/smd_h5 [--out rules.md]
+
+Runs estimate_velocity.py's own path (utils.estimate: overlapping segments, each note judged where
+its onset is farthest from the segment edges, score rolls as in training, config/estimate.yaml's
+sampler and seed) on every SMD-style .h5 excerpt under --h5-root, keeps the model output over every
+note once, and applies each rule of RULES to it. Prints one Markdown row per rule: notes, MAE and
+STD of |estimate - true velocity| in MIDI units, and the MAE minus the best rule's.
+"""
+
+from bench.measure import compose_config, emit_table, load_1min  # isort: skip  (sets OMP_WAIT_POLICY before torch)
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from utils import tables  # noqa: E402
+from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE  # noqa: E402
+from utils.data.corrected_labels import parse_notes, parse_pedals  # noqa: E402
+from utils.data.smd import INT16_SCALE, SMDFileError, list_excerpts, read_excerpt  # noqa: E402
+from utils.estimate.errors import EstimateError  # noqa: E402
+from utils.estimate.model_io import load_model, pick_device  # noqa: E402
+from utils.estimate.pipeline import note_outputs  # noqa: E402
+from utils.estimate.rules import RULES, apply_rule, to_midi_velocity  # noqa: E402
+from utils.estimate.segments import ScoreNotes, sounding_ends  # noqa: E402
+
+
+def excerpt_notes(path: Path) -> tuple[np.ndarray, ScoreNotes, np.ndarray]:
+    """waveform (samples,) float32, the notes on the 88 keys that start in the audio, their true velocities (N,)."""
+    excerpt = read_excerpt(path)
+    waveform = excerpt.waveform.astype(np.float32) / INT16_SCALE
+    table = parse_notes(excerpt.midi_events, excerpt.midi_event_times, extend_pedal=False)  # (N, 4) on, off, pitch, vel
+    keep = (table[:, 2] >= MIN_MIDI) & (table[:, 2] <= MAX_MIDI) & (table[:, 0] < len(waveform) / SAMPLE_RATE)
+    table = table[keep]
+    pedals = parse_pedals(excerpt.midi_events, excerpt.midi_event_times)
+    ends = sounding_ends(table[:, 0], table[:, 1], table[:, 2].astype(np.int64), pedals)
+    return waveform, ScoreNotes(table[:, 0], ends, table[:, 2].astype(np.int64) - MIN_MIDI), table[:, 3]
+
+
+def rule_rows(outputs: list[np.ndarray], truth: np.ndarray) -> list[dict]:
+    """One row per rule: notes, MAE, STD of |velocity - truth|."""
+    rows = []
+    for rule in RULES:
+        estimate = np.array([to_midi_velocity(apply_rule(rule, values)) for values in outputs], dtype=np.float64)
+        errors = np.abs(estimate - truth)
+        rows.append({"rule": rule, "notes": len(errors), "MAE": float(errors.mean()), "STD": float(errors.std())})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    best = min(r["MAE"] for r in rows)
+    return tables.markdown_table(
+        ("note rule", "notes", "MAE", "STD", "MAE - best"),
+        ([r["rule"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['MAE'] - best:+.2f}"]
+         for r in sorted(rows, key=lambda r: r["MAE"])), "lrrrr")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt", type=Path, required=True, help="DiffVel+ (or paper) checkpoint")
+    parser.add_argument("--h5-root", type=Path, required=True, help="folder of SMD-style .h5 excerpts")
+    parser.add_argument("--override", nargs="*", default=[], help="config/estimate.yaml overrides, e.g. seed=1")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = compose_config("estimate", ["progress=false", *args.override])
+    try:
+        device = pick_device(str(cfg.device))
+        model = load_model(args.ckpt, device)
+        files = list_excerpts(args.h5_root)
+        excerpts = {p.stem: excerpt_notes(p) for p in files}
+    except (EstimateError, SMDFileError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.ckpt}: {len(files)} excerpts on {device}, sampler {dict(cfg.task.sampling)}, load {load_1min():.2f}",
+          flush=True)
+    outputs, truth, began = [], [], time.perf_counter()
+    for name, (waveform, notes, velocities) in excerpts.items():
+        outputs += note_outputs(model, waveform, notes, np.arange(len(velocities)), cfg, name)
+        truth.append(velocities)
+        print(f"{name}: {len(velocities)} notes ({time.perf_counter() - began:.0f} s)", flush=True)
+    emit_table(markdown_table(rule_rows(outputs, np.concatenate(truth))), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""Velocities for anyone's recording: audio + MIDI of the same performance -> the MIDI with new velocities.
+
+    python estimate_velocity.py audio=rec.wav midi=score.mid out=estimated.mid [ckpt=PATH] [shift=SECONDS]
+    python estimate_velocity.py audio_dir=recordings midi_dir=scores out_dir=estimated
+
+Options: config/estimate.yaml; documentation: docs/estimate.md. Bad input ends with one line
+`error: <file>: <problem>` on stderr and exit status 1.
+"""
+import logging
+import sys
+import time
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from utils.conventions import SEGMENT_FRAMES
+from utils.estimate.errors import EstimateError
+from utils.estimate.files import jobs_from_config
+from utils.estimate.model_io import load_model, pick_device
+from utils.estimate.outputs import FileResult, file_line, summary_line
+from utils.estimate.pipeline import run_pair
+from utils.estimate.rules import resolve_rule
+
+log = logging.getLogger("estimate_velocity")
+
+
+def _check_options(cfg: DictConfig) -> None:
+    if not 1 <= int(cfg.hop_frames) <= SEGMENT_FRAMES:
+        raise EstimateError(f"estimate_velocity: hop_frames={cfg.hop_frames} must be in 1..{SEGMENT_FRAMES}")
+    try:
+        log.info("note rule: %s", resolve_rule(cfg.note_rule))
+    except ValueError as error:
+        raise EstimateError(f"estimate_velocity: {error}") from None
+
+
+def estimate(cfg: DictConfig) -> list[FileResult]:
+    """Run every pair of the config; returns their results. Raises EstimateError for bad input
+    (in folder mode after the other pairs are done)."""
+    began = time.perf_counter()
+    _check_options(cfg)
+    jobs = jobs_from_config(cfg)
+    torch.manual_seed(cfg.seed)
+    model = load_model(cfg.ckpt, pick_device(str(cfg.device)))
+    results, failures = [], []
+    for job in jobs:
+        try:
+            results.append(run_pair(model, job, cfg))
+        except EstimateError as error:
+            if len(jobs) == 1:
+                raise
+            log.error("error: %s", error)
+            failures.append(str(error))
+        else:
+            log.info(file_line(results[-1]))
+    if results:
+        print(summary_line(results, time.perf_counter() - began))
+    if failures:
+        raise EstimateError(f"{cfg.out_dir}: {len(failures)} of {len(jobs)} pairs failed; first: {failures[0]}")
+    return results
+
+
+@hydra.main(config_path="config", config_name="estimate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        estimate(cfg)
+    except EstimateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

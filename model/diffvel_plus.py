@@ -1,0 +1,111 @@
+"""DiffVel+: the paper's network with a dense score conditioner and absolute velocity targets.
+
+Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unchanged):
+
+- dense score conditioner: the score's frame roll and onset roll (88 + 88 keys per frame; the onset
+  roll separates re-struck notes) enter every residual block through a 1x1 convolution added to the
+  spectrogram's conditioner, so the network sees per frame and key which notes the score holds,
+  instead of 2 FiLM scalars per block;
+- absolute velocity targets: the target roll is velocity / 128 as the loader gives it, without the
+  paper's per-item min-max normalisation, so that 128 x output (the evaluation's rule) is the MIDI
+  velocity itself rather than a velocity relative to the segment's loudest note;
+- optional loss weighting of the note cells (a few percent of the roll): weight 1 + note_loss_weight
+  on cells where the score's frame roll is on.
+
+Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
+"""
+import logging
+
+import torch
+import torch.nn as nn
+
+from model.diffvel import ClassifierFreeDiffRoll
+from model.layers import kaiming_conv1d
+from utils.conventions import N_KEYS
+
+log = logging.getLogger(__name__)
+
+VARIANT = "DiffVelPlus"
+
+
+def keys_first(roll: torch.Tensor) -> torch.Tensor:
+    """(B, [1,] T, 88) -> (B, 88, T)."""
+    if roll.dim() == 4:
+        roll = roll.squeeze(1)
+    if roll.dim() != 3 or roll.shape[-1] != N_KEYS:
+        raise ValueError(f"score rolls must be (batch, [1,] frames, {N_KEYS}), got shape {tuple(roll.shape)}")
+    return roll.transpose(1, 2)
+
+
+def rising_edges(frame: torch.Tensor) -> torch.Tensor:
+    """Onsets read off a frame roll (B, 88, T): cells on whose previous frame is off.
+
+    A re-struck note with no gap in the frame roll gets no onset: the true onset roll is better.
+    """
+    previous = torch.nn.functional.pad(frame[..., :-1], (1, 0))
+    return ((frame > 0) & (previous <= 0)).to(frame.dtype)
+
+
+class DiffVelPlus(ClassifierFreeDiffRoll):
+    """`ClassifierFreeDiffRoll` + dense score conditioner + absolute targets (+ note-cell loss weight).
+
+    Args: those of ClassifierFreeDiffRoll, plus
+        score_conditioner: add the 1x1-convolution score conditioner (frame + onset rolls) per block.
+        absolute_velocity: train on velocity / 128 (True) or, as the paper, on min-max normalised rolls.
+        note_loss_weight: extra loss weight of cells inside the score's notes (0: the plain mean).
+    """
+
+    def __init__(self, score_conditioner: bool = True, absolute_velocity: bool = True,
+                 note_loss_weight: float = 0.0, variant: str = VARIANT, **network_args):
+        if variant != VARIANT:
+            raise ValueError(f"DiffVelPlus built with variant={variant!r}")
+        if not note_loss_weight >= 0:
+            raise ValueError(f"model.args.note_loss_weight={note_loss_weight}: must be >= 0")
+        super().__init__(**network_args)
+        self.save_hyperparameters({**self.hparams, "variant": VARIANT, "score_conditioner": bool(score_conditioner),
+                                   "absolute_velocity": bool(absolute_velocity),
+                                   "note_loss_weight": float(note_loss_weight)})
+        self.absolute_velocity = bool(absolute_velocity)
+        self.note_loss_weight = float(note_loss_weight)
+        channels = network_args["residual_channels"]
+        self.score_projections = nn.ModuleList(
+            kaiming_conv1d(2 * N_KEYS, 2 * channels, 1) for _ in self.residual_layers
+        ) if score_conditioner else None
+
+    # ----- conditions -----
+
+    def score_features(self, frame_roll, onset_roll=None):
+        """Frame and onset rolls stacked as channels.  (B, [1,] T, 88) x 2 -> (B, 176, T)."""
+        if self.score_projections is None:
+            return None
+        frame = keys_first(frame_roll)
+        if onset_roll is None:
+            log.warning("DiffVelPlus given no onset roll: onsets read off the frame roll (re-strikes merge)")
+            onset = rising_edges(frame)
+        else:
+            onset = keys_first(onset_roll)
+        return torch.cat([frame, onset.to(frame.dtype)], dim=1)
+
+    def conditioners(self, spectrogram, score=None):
+        """Spectrogram projections plus, per block, the score's.  -> layers x (B, 2C, T)."""
+        conditioners = super().conditioners(spectrogram)
+        if self.score_projections is None:
+            return conditioners
+        if score is None:
+            raise ValueError("DiffVelPlus needs the score features (score_features(frame_roll, onset_roll))")
+        frames = conditioners[0].shape[-1]
+        return [c + proj(score[..., :frames]) for c, proj in zip(conditioners, self.score_projections)]
+
+    # ----- training objective -----
+
+    def velocity_target(self, velocity):
+        """velocity / 128 as given (absolute), or the paper's per-item min-max normalisation."""
+        return velocity if self.absolute_velocity else super().velocity_target(velocity)
+
+    def diffusion_loss(self, label, prediction, frame_roll):
+        """The configured loss, with weight 1 + note_loss_weight on the score's note cells."""
+        if self.note_loss_weight == 0:
+            return super().diffusion_loss(label, prediction, frame_roll)
+        weight = 1.0 + self.note_loss_weight * (frame_roll > 0).to(label.dtype)  # (B, 1, T, 88)
+        cells = self.loss_fn(prediction, label, reduction="none")
+        return (weight * cells).sum() / weight.sum()
