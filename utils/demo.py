@@ -163,8 +163,8 @@ def checkpoint_for(args, out: Path, data: Path, model: DemoModel, steps: int) ->
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "demo_out", help="output folder (default demo_out)")
-    parser.add_argument("--train-steps", type=int, default=3000,
-                        help="training steps of the paper's model (default 3000; fixed, so every machine gets the same model)")
+    parser.add_argument("--train-steps", type=int, default=1560,
+                        help="training steps of the paper's model (default 1560, as the shipped one; fixed, so every machine gets the same model)")
     parser.add_argument("--plus-train-steps", type=int, default=0,
                         help="train DiffVel+ for this many steps on the demo corpus (default 0: use the shipped one)")
     parser.add_argument("--pretrained", action="store_true", help="train nothing: evaluate the shipped checkpoints")
