@@ -211,6 +211,8 @@ class MAESTRO(Dataset):
         return len(self.pieces) * self.crops_per_epoch
 
     def __getitem__(self, index: int) -> dict:
+        if index >= len(self):  # (the modulo below would wrap: iterating the dataset would never end)
+            raise IndexError(f"item {index} of a dataset of {len(self)} items")
         piece = self.pieces[index % len(self.pieces)]  # item index -> recording; the crop depends on index
         begin = self.crop_begin(index)
         audio = read_crop(piece.readable_audio_path, begin, self.sequence_length, self.sampling_rate)  # (S,)
