@@ -1,11 +1,11 @@
 # DiffVel: `make demo` sets up and runs the whole pipeline on the synthetic corpus (CPU, < 30 min);
-# `make test` sets up and runs the test suite.
+# `make test` sets up, lints (ruff check) and runs the test suite.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps test demo bench clean
+.PHONY: setup system-deps lint test demo bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,10 @@ system-deps:
 
 setup: $(STAMP) system-deps
 
-test: setup
+lint: setup
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest -q
 
 demo: setup

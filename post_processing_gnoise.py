@@ -14,7 +14,6 @@ See docs/evaluation.md.
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import sys
 from pathlib import Path
@@ -22,17 +21,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from utils.checks import check_output_dir, check_z_scores
-from utils.evaluation import CORRECTED, PAPER
-from utils.pairs import check_finite, excerpt_name, list_pair_files, load_pairs
-from utils.postprocess import DEFAULT_Z_SCORE, postprocess_metrics
-from utils.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
+from utils.evaluation.pairs import check_finite, list_pair_files, load_pairs
+from utils.evaluation.postprocess import DEFAULT_Z_SCORE, postprocess_metrics
+from utils.evaluation.protocols import (CORRECTED, CORRECTED_COLUMNS, NOTE_COLUMNS, PAPER, PROTOCOLS, excerpt_name,
+                                        note_csv_name, postprocess_chart_dir, postprocess_columns, postprocess_csv_name,
+                                        postprocess_prefix, postprocess_result_dir, postprocess_summary_name,
+                                        run_timestamp, z_label)
+from utils.evaluation.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
 
 logger = logging.getLogger("post_processing_gnoise")
-
-RESULT_COLUMNS = ("test_h5", "frame_max_error", "std_max_error", "mean_error_correct_detection",
-                  "std_error_correct_detection", "recall", "frame_recall", "z_score", "n_notes", "protocol")
-CORRECTED_COLUMNS = ("note_recall", "velocity_precision", "velocity_recall", "velocity_f1")
-NOTE_COLUMNS = ("pitch", "onset_frame", "offset_frame", "velocity_true", "velocity_estimate", "error")
 
 
 def get_args(argv=None) -> argparse.Namespace:
@@ -43,16 +40,11 @@ def get_args(argv=None) -> argparse.Namespace:
                         help="folder of <excerpt>_pair_<shift>_<time>.npy files written by run_test.py")
     parser.add_argument("--z_scores", type=float, nargs="+", default=[DEFAULT_Z_SCORE],
                         help="z-score thresholds (default 3), finite, >= 0 and distinct; 0 = rescale only, no noise removal")
-    parser.add_argument("--protocol", choices=(PAPER, CORRECTED), default=PAPER,
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=PAPER,
                         help="paper: published evaluation (default); corrected: see docs/evaluation.md")
     parser.add_argument("--name", default="diffvel_film", help="prefix of the result CSV and plots")
     parser.add_argument("--no_plots", action="store_true", help="skip the PNG plots")
     return parser.parse_args(argv)
-
-
-def _z_label(z_score: float) -> str:
-    """'3' for 3.0, '2.5' for 2.5: z-scores in file names."""
-    return f"{z_score:g}"
 
 
 def result_row(excerpt: str, metrics: dict, protocol: str) -> list:
@@ -83,9 +75,9 @@ def checked_inputs(args: argparse.Namespace) -> list[Path]:
 def run(args: argparse.Namespace) -> list[dict]:
     """Evaluate every pair file at every z-score, write all outputs, return the summary rows."""
     pair_files = checked_inputs(args)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    result_dir = Path(args.output_dir) / "outputs" / "result"
-    chart_dir = Path(args.output_dir) / "outputs" / "chart"
+    stamp = run_timestamp()
+    result_dir = postprocess_result_dir(args.output_dir)
+    chart_dir = postprocess_chart_dir(args.output_dir)
 
     rows_by_z = {z: [] for z in args.z_scores}
     notes_by_z = {z: [] for z in args.z_scores}
@@ -99,24 +91,24 @@ def run(args: argparse.Namespace) -> list[dict]:
                 raise ValueError(f"{pair_file.name}: {exc}") from None
             rows_by_z[z_score].append(result_row(excerpt, metrics, args.protocol))
             notes_by_z[z_score].extend(metrics["notes"])
-            write_csv(result_dir / "notes" / f"{excerpt}-z{_z_label(z_score)}-{stamp}.csv",
+            write_csv(result_dir / note_csv_name(excerpt, z_score, stamp),
                       NOTE_COLUMNS, note_rows(metrics["notes"]))
             logger.info("%s z=%g: %d notes, MAE %.3f", excerpt, z_score, metrics["n_notes"],
                         metrics["frame_max_error"])
 
-    header = RESULT_COLUMNS + (CORRECTED_COLUMNS if args.protocol == CORRECTED else ())
-    result_path = write_csv(result_dir / f"{args.name}-{stamp}.csv", header,
+    header = postprocess_columns(args.protocol)
+    result_path = write_csv(result_dir / postprocess_csv_name(args.name, stamp), header,
                             [row for z in args.z_scores for row in rows_by_z[z]])  # published order
     summary = []
     for z_score in args.z_scores:
         notes = notes_by_z[z_score]
         true = [n["velocity"] for n in notes]
         estimate = [n["estimate"] for n in notes]
-        summary.append(summary_row(args.protocol, f"{args.name} z={_z_label(z_score)}", true, estimate,
+        summary.append(summary_row(args.protocol, f"{args.name} z={z_label(z_score)}", true, estimate,
                                    [n["detected"] for n in notes]))
         if not args.no_plots:
-            write_plots(chart_dir, f"{args.name}-z{_z_label(z_score)}-{stamp}", true, estimate)
-    write_summary_csv(result_dir / f"summary-{stamp}.csv", summary)
+            write_plots(chart_dir, postprocess_prefix(args.name, z_score, stamp), true, estimate)
+    write_summary_csv(result_dir / postprocess_summary_name(stamp), summary)
     logger.info("wrote %s", result_path)
     return summary
 

@@ -7,7 +7,6 @@ For every .h5 under SMD_data_root and every shift in unaligned_shift, writes as 
 and, added: an error histogram, a scatter and an error-by-velocity plot (PNG) and a summary CSV.
 The corrected protocol writes its pairs under <pair_pkl_dir>/corrected. See README, "Inference".
 """
-import datetime
 import io
 import logging
 from pathlib import Path
@@ -19,17 +18,18 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 import model as models
-from utils.evaluation import RUN_TEST_COLUMNS, evaluate
-
-# the corrected protocol adds the share of detected notes and mir_eval's velocity-aware note scores
-CORRECTED_COLUMNS = ("note_recall", "velocity_precision", "velocity_recall", "velocity_f1")
 from utils.atomic import atomic_write_bytes
 from utils.checks import check_inference_options, exit_on_error
-from utils.inference import NonFiniteOutputError, check_excerpts, estimate_segments, load_segments, noise_check, pair_dicts
-from utils.pairs import load_pairs, save_pairs
-from utils.provenance import matching_result, pair_provenance, run_settings, write_sidecar
-from utils.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
-from utils.smd import list_excerpts
+from utils.evaluation.excerpts import (NonFiniteOutputError, check_excerpts, estimate_segments, load_segments,
+                                       noise_check, pair_dicts)
+from utils.evaluation.metrics import evaluate
+from utils.evaluation.pairs import load_pairs, save_pairs
+from utils.evaluation.protocols import (error_profile_name, pair_dir as protocol_pair_dir, pair_file_name,
+                                        pair_file_pattern, run_test_columns, run_test_prefix, run_test_summary_name,
+                                        run_timestamp)
+from utils.evaluation.provenance import matching_result, pair_provenance, run_settings, write_sidecar
+from utils.evaluation.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
+from utils.data.smd import list_excerpts
 
 log = logging.getLogger("run_test")
 
@@ -76,7 +76,7 @@ def save_object_npy(path: Path, content) -> None:
 
 def existing_pairs(pair_dir: Path, excerpt: str, shift) -> list[Path]:
     """The pair files of this excerpt and shift from earlier runs."""
-    return sorted(pair_dir.glob(f"{excerpt}_pair_{shift}_*.npy"))
+    return sorted(pair_dir.glob(pair_file_pattern(excerpt, shift)))
 
 
 def reusable_pairs(cfg, h5_path: Path, shift, pair_dir: Path, provenance: dict) -> Path | None:
@@ -92,7 +92,7 @@ def reusable_pairs(cfg, h5_path: Path, shift, pair_dir: Path, provenance: dict) 
 
 def excerpt_pairs(cfg, model, h5_path: Path, shift, pair_dir: Path, stamp: str, settings: dict):
     """(output_dicts, target_dicts, pair file) of one excerpt: from a matching earlier pair file, or by sampling.
-    A new pair file gets its provenance (utils/provenance.py) in a JSON sidecar."""
+    A new pair file gets its provenance (utils/evaluation/provenance.py) in a JSON sidecar."""
     provenance = pair_provenance(settings, h5_path, shift)
     previous = reusable_pairs(cfg, h5_path, shift, pair_dir, provenance)
     if previous is not None:
@@ -104,7 +104,7 @@ def excerpt_pairs(cfg, model, h5_path: Path, shift, pair_dir: Path, stamp: str, 
     except NonFiniteOutputError as error:
         raise NonFiniteOutputError(f"{cfg.comp_modelckpt}: {error}") from None
     output_dicts, target_dicts = pair_dicts(segments, outputs, cfg.protocol)
-    path = save_pairs(pair_dir / f"{h5_path.stem}_pair_{shift}_{stamp}.npy", output_dicts, target_dicts)
+    path = save_pairs(pair_dir / pair_file_name(h5_path.stem, shift, stamp), output_dicts, target_dicts)
     write_sidecar(path, provenance)
     return output_dicts, target_dicts, path
 
@@ -119,16 +119,17 @@ def run(cfg: DictConfig) -> list[dict]:
     model = load_model(cfg, device)
     settings = run_settings(cfg)
     result_dir = Path(cfg.inference_result_path)
-    pair_dir = Path(cfg.pair_pkl_dir) / ("corrected" if cfg.protocol == "corrected" else "")
+    pair_dir = protocol_pair_dir(cfg.pair_pkl_dir, cfg.protocol)
     pair_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    stamp = run_timestamp()
     log.info("%d excerpts, protocol %s, sampler %s on %s", len(h5_files), cfg.protocol,
              dict(cfg.task.sampling), device)
 
     summary = []
     for shift in shifts:
-        csv_path = result_dir / f"{cfg.result_name}_{cfg.protocol}_shift_{shift}-{stamp}.csv"
-        columns = RUN_TEST_COLUMNS + (CORRECTED_COLUMNS if cfg.protocol == "corrected" else ())
+        prefix = run_test_prefix(cfg.result_name, cfg.protocol, shift, stamp)
+        csv_path = result_dir / f"{prefix}.csv"
+        columns = run_test_columns(cfg.protocol)
         rows, notes, sources = [], [], []
         for h5_path in tqdm(h5_files, desc=f"excerpts (shift {shift})", unit="file"):
             output_dicts, target_dicts, pair_path = excerpt_pairs(cfg, model, h5_path, shift, pair_dir, stamp, settings)
@@ -138,14 +139,14 @@ def run(cfg: DictConfig) -> list[dict]:
             rows.append([means, stds, h5_path.name] + [metrics[c] for c in columns[3:]])
             write_csv(csv_path, columns, rows)  # rewritten after each excerpt: always complete
             write_sidecar(csv_path, {**settings, "shift": float(shift), "excerpts": sources})
-            save_object_npy(result_dir / f"{h5_path.stem}_{shift}_{stamp}.npy", published_error_profile(metrics["notes"]))
+            save_object_npy(result_dir / error_profile_name(h5_path.stem, shift, stamp), published_error_profile(metrics["notes"]))
             notes.extend(metrics["notes"])
             log.info("%s: %d notes, MAE %.2f", h5_path.name, metrics["n_notes"], metrics["frame_max_error"])
         true, estimate = [n["velocity"] for n in notes], [n["estimate"] for n in notes]
         summary.append(summary_row(cfg.protocol, f"{cfg.result_name} shift={shift}", true, estimate,
                                    [n["detected"] for n in notes]))
-        write_plots(result_dir, f"{cfg.result_name}_{cfg.protocol}_shift_{shift}-{stamp}", true, estimate)
-    write_summary_csv(result_dir / f"{cfg.result_name}_{cfg.protocol}_summary-{stamp}.csv", summary)
+        write_plots(result_dir, prefix, true, estimate)
+    write_summary_csv(result_dir / run_test_summary_name(cfg.result_name, cfg.protocol, stamp), summary)
     print(format_table(summary))
     return summary
 

@@ -21,10 +21,10 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from utils.atomic import atomic_write_bytes
-from utils.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
 from utils.checks import check_training_options, exit_on_error
-from utils.datasets import build_dataset
-from utils.training import (
+from utils.training.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
+from utils.data.datasets import build_dataset
+from utils.training.machinery import (
     AtomicCheckpointIO,
     EpochSampler,
     ResumeState,
@@ -71,13 +71,8 @@ def _loggers(cfg: DictConfig, resume_from: Path | None) -> tuple[TensorBoardLogg
     return tensorboard, csv
 
 
-@hydra.main(config_path="config", config_name="spec_roll", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    exit_on_error(train, cfg)  # an input error is one line on stderr and exit status 2
-
-
-def train(cfg: DictConfig) -> None:
-    """Check the options, then train (and test) as configured; see the module docstring."""
+def train(cfg: DictConfig) -> pl.Trainer:
+    """Fit (and test) the model of a composed `spec_roll` config; returns the Trainer. main() is its Hydra wrapper."""
     check_training_options(cfg)  # before any run folder is created
     pl.seed_everything(cfg.seed, workers=True)
     resume_from = _checked_resume_path(cfg)
@@ -138,6 +133,12 @@ def train(cfg: DictConfig) -> None:
         test_loader = make_loader(test_set, cfg.dataloader.test,
                                   sampler=EpochSampler(test_set, shuffle=False, crop_epochs=False))
         trainer.test(model, test_loader, ckpt_path=None)
+    return trainer
+
+
+@hydra.main(config_path="config", config_name="spec_roll", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    exit_on_error(train, cfg)  # an input error is one line on stderr and exit status 2
 
 
 if __name__ == "__main__":

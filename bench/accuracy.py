@@ -4,9 +4,9 @@ and the held-out real-performance set.
     python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--out bench_accuracy.md]
 
 Models default to the shipped DiffVel+ (pretrained/) and, when present, the demo's paper model.
-Every model samples every segment as run_test.py does (utils.inference, same per-segment seeds) with
+Every model samples every segment as run_test.py does (utils.evaluation.excerpts, same per-segment seeds) with
 the sampler of --sampling (fast: DDIM 10 steps; paper: 200-step DDPM). Baselines (training mean and
-loudness regression, utils/baselines.py) are fitted on the train split of --baseline-root (the demo
+loudness regression, utils/evaluation/baselines.py) are fitted on the train split of --baseline-root (the demo
 corpus) and scored on exactly the evaluated notes. Prints one Markdown row per (set, protocol, method).
 """
 
@@ -21,12 +21,14 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
-from utils.baselines import features_for_notes, fit_baselines  # noqa: E402
+from utils import tables  # noqa: E402
 from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS  # noqa: E402
-from utils.evaluation import CORRECTED, PAPER, PROTOCOLS, evaluate  # noqa: E402
-from utils.inference import estimate_segments, load_segments, pair_dicts  # noqa: E402
-from utils.report import summary_row  # noqa: E402
-from utils.smd import list_excerpts  # noqa: E402
+from utils.data.smd import list_excerpts  # noqa: E402
+from utils.evaluation.baselines import features_for_notes, fit_baselines  # noqa: E402
+from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
+from utils.evaluation.metrics import evaluate  # noqa: E402
+from utils.evaluation.protocols import CORRECTED, PAPER, PROTOCOLS  # noqa: E402
+from utils.evaluation.report import summary_row  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LABEL_FPS = {PAPER: PAPER_TEST_FPS, CORRECTED: FRAMES_PER_SECOND}
@@ -71,10 +73,10 @@ def baseline_rows(baselines, excerpts: dict, notes: dict, protocol: str, spec_ar
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| set | protocol | method | notes | MAE | STD | recall |", "|---|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['set']} | {r['protocol']} | {r['method']} | {r['notes']} | {r['MAE']:.2f} | {r['STD']:.2f} | "
-              f"{r['recall']:.3f} |" for r in rows]
-    return "\n".join(lines)
+    return tables.markdown_table(
+        ("set", "protocol", "method", "notes", "MAE", "STD", "recall"),
+        ([r["set"], r["protocol"], r["method"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['recall']:.3f}"]
+         for r in rows), "lllrrrr")
 
 
 def parse_args(argv=None):

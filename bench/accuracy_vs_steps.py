@@ -3,9 +3,9 @@
     python -m bench.accuracy_vs_steps --ckpt runs/.../last.ckpt --h5-root data/synth/smd_h5 [--out acc.md]
 
 For every setting (sampler, visited steps, precision) and protocol (paper, corrected), samples every
-segment of every .h5 excerpt under --h5-root exactly as run_test.py does (utils.inference: the same
+segment of every .h5 excerpt under --h5-root exactly as run_test.py does (utils.evaluation.excerpts: the same
 per-segment noise seeds, so settings differ only by the sampler) and evaluates with
-utils.evaluation. Prints one Markdown row per (setting, protocol): notes, MAE and STD of the note
+utils.evaluation.metrics. Prints one Markdown row per (setting, protocol): notes, MAE and STD of the note
 velocity error, recall, wall time per segment, and MAE minus that of the 200-step DDPM.
 """
 
@@ -21,10 +21,12 @@ import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
-from utils.evaluation import PROTOCOLS, evaluate  # noqa: E402
-from utils.inference import estimate_segments, load_segments, pair_dicts  # noqa: E402
-from utils.report import summary_row  # noqa: E402
-from utils.smd import list_excerpts  # noqa: E402
+from utils import tables  # noqa: E402
+from utils.evaluation.metrics import evaluate  # noqa: E402
+from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
+from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
+from utils.evaluation.report import summary_row  # noqa: E402
+from utils.data.smd import list_excerpts  # noqa: E402
 
 FAST_KS = (1, 2, 5, 10, 20, 50)
 
@@ -72,13 +74,13 @@ def evaluate_setting(model, setting: SamplerSetting, excerpts: dict, protocol: s
 
 def markdown_table(rows: list[dict]) -> str:
     paper_mae = {r["protocol"]: r["MAE"] for r in rows if r["method"] == PAPER_SETTING.label}
-    lines = ["| setting | protocol | notes | MAE | STD | recall | s / segment | MAE - 200-step DDPM |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    cells = []
     for r in rows:
         delta = r["MAE"] - paper_mae[r["protocol"]] if r["protocol"] in paper_mae else float("nan")
-        lines.append(f"| {r['method']} | {r['protocol']} | {r['notes']} | {r['MAE']:.2f} | {r['STD']:.2f} | "
-                     f"{r['recall']:.4f} | {r['seconds_per_segment']:.3g} | {delta:+.2f} |")
-    return "\n".join(lines)
+        cells.append([r["method"], r["protocol"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}",
+                      f"{r['recall']:.4f}", f"{r['seconds_per_segment']:.3g}", f"{delta:+.2f}"])
+    header = ("setting", "protocol", "notes", "MAE", "STD", "recall", "s / segment", "MAE - 200-step DDPM")
+    return tables.markdown_table(header, cells, "llrrrrrr")
 
 
 def parse_args(argv=None):

@@ -8,7 +8,7 @@ CC BY-NC-SA 4.0) that MidiTok ships as test fixtures in its PyPI sdist. The sdis
 its piano notes in MIDI 21..108 (with the pedal controllers), is cut into excerpts of at most
 ~120 s at note-free points when longer than 3 minutes, rendered with FluidSynth (FluidR3_GM by
 default, fixed gain ``FLUIDSYNTH_GAIN`` + ``--gain-db``) and packed into ``<out>/smd_h5/<name>.h5``
-(utils/pack_smd.py format); the excerpt MIDI stays in ``<out>/midi/``, provenance in ``<out>/SOURCES.md``.
+(utils/data/pack_smd.py format); the excerpt MIDI stays in ``<out>/midi/``, provenance in ``<out>/SOURCES.md``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from utils.atomic import atomic_path, atomic_write_bytes
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
-from utils.pack_smd import pack_pair
+from utils.data.pack_smd import pack_pair
 from utils.synth.render import FLUIDSYNTH_GAIN, RELEASE_TAIL_SECONDS, FluidSynthRenderer, RendererUnavailable
 
 log = logging.getLogger(__name__)

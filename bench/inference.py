@@ -15,8 +15,8 @@ OMP_WAIT_POLICY defaults to PASSIVE here (set it to ACTIVE to override; see benc
 """
 import os
 
-from bench.measure import (PeakMemory, _sync, compose_config, count_flops, emit_table, load_1min,  # isort: skip
-                           load_text, machine_peaks)
+from bench.measure import (PeakMemory, _sync, compose_config, emit_table, load_1min, load_text,  # isort: skip
+                           machine_peaks)
 
 import argparse  # noqa: E402
 import time  # noqa: E402
@@ -25,67 +25,11 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from bench.workload import PAPER_STEPS, make_model, network_flops, random_segments  # noqa: E402
 from task.sampling import sample_velocity  # noqa: E402
-from utils.conventions import N_KEYS, SEGMENT_FRAMES, SEGMENT_SAMPLES  # noqa: E402
-from utils.training import build_model  # noqa: E402
+from utils import tables  # noqa: E402
 
-PAPER_STEPS = 200
 FAST_KS = (1, 2, 5, 10, 20, 50)
-MODEL_OVERRIDES = {
-    # the paper's trained model: 15 layers x 512 channels, kernel 9 (config/model default is kernel 3)
-    "full": ["model.args.kernel_size=9"],
-    "small": ["experiment=cpu_small"],
-}
-
-
-def make_model(kind: str, device: torch.device, seed: int = 0):
-    """The full-size or small CPU model with seeded random weights, in eval mode on `device`."""
-    torch.manual_seed(seed)
-    model = build_model(compose_config("spec_roll", MODEL_OVERRIDES[kind]))
-    return model.to(device).eval()
-
-
-def random_segments(batch: int, seed: int = 0):
-    """Waveforms (B, 327680) and sparse score rolls (B, 640, 88) standing in for test segments."""
-    g = torch.Generator().manual_seed(seed)
-    waveform = 0.1 * torch.randn((batch, SEGMENT_SAMPLES), generator=g)
-    score = (torch.rand((batch, SEGMENT_FRAMES, N_KEYS), generator=g) > 0.97).float()
-    return waveform, score
-
-
-@dataclass(frozen=True)
-class NetworkFlops:
-    """FLOPs of one segment's pieces: a full published forward, the cached setup, one denoise pass."""
-
-    forward: int  # model.forward: mel + FiLM + conditioners + denoise
-    setup: int  # spectrogram + FiLM + conditioner projections, once per segment when cached
-    denoise: int  # one network pass with cached conditions
-
-    def per_segment(self, setting: "Setting", steps: int) -> int:
-        if not setting.exact_savings:
-            return 2 * steps * self.forward
-        passes_per_step = 1 if setting.w == 0 else 2  # the unconditional pass is skipped when w == 0
-        return self.setup + passes_per_step * steps * self.denoise
-
-
-def network_flops(model, device: torch.device) -> NetworkFlops:
-    waveform, score = (t.to(device) for t in random_segments(1))
-    x = torch.randn((1, 1, SEGMENT_FRAMES, N_KEYS), device=device)
-    t = torch.tensor([PAPER_STEPS - 1], device=device)
-
-    def setup():
-        spec = model.spectrogram(waveform)[..., :SEGMENT_FRAMES]
-        return model.film(score), model.conditioners(spec)
-
-    with torch.no_grad():
-        film, conditioners = setup()
-    return NetworkFlops(
-        forward=count_flops(lambda: model(x, waveform, score, t)),
-        setup=count_flops(setup),
-        denoise=count_flops(lambda: model.denoise(x, t, film, conditioners)),
-    )
-
-
 @dataclass(frozen=True)
 class Setting:
     """One way of sampling; `batch` segments go through the sampler together."""
@@ -248,18 +192,16 @@ def markdown_table(rows: list[Row], peaks: dict) -> str:
     for r in rows:
         if r.model not in baseline and r.setting.precision == "fp32" and not r.setting.compile:
             baseline[r.model] = r.seconds
-    header = ("| model | setting | steps | batch | s / segment | speed-up | GFLOP/s | % of peak | peak RSS MB | load 1 min | how |\n"
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    lines = [header]
+    header = ("model", "setting", "steps", "batch", "s / segment", "speed-up", "GFLOP/s", "% of peak", "peak RSS MB",
+              "load 1 min", "how")
+    cells = []
     for r in rows:
         gflops = r.flops / r.seconds / 1e9
         peak = peaks["bf16" if r.setting.precision == "bf16" else "fp32"]
-        lines.append(
-            f"| {r.model} | {r.setting.label} | {r.steps} | {r.setting.batch} | {r.seconds:.3g} | "
-            f"{baseline[r.model] / r.seconds:.1f}x | {gflops:.1f} | {100 * gflops / peak:.0f}% | {r.peak_mb:.0f} | "
-            f"{r.load:.2f} | {r.how} |"
-        )
-    return "\n".join(lines)
+        cells.append([r.model, r.setting.label, r.steps, r.setting.batch, f"{r.seconds:.3g}",
+                      f"{baseline[r.model] / r.seconds:.1f}x", f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%",
+                      f"{r.peak_mb:.0f}", f"{r.load:.2f}", r.how])
+    return tables.markdown_table(header, cells, "llrrrrrrrrl")
 
 
 def parse_args(argv=None):

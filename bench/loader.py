@@ -19,8 +19,8 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from utils.datasets import build_dataset  # noqa: E402
-from utils.training import EpochSampler, build_model, make_loader  # noqa: E402
+from utils.data.datasets import build_dataset  # noqa: E402
+from utils.training.machinery import EpochSampler, build_model, make_loader  # noqa: E402
 
 
 def training_config(root: Path, cache_dir: Path | None, batch_size: int):

@@ -19,14 +19,15 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from utils import tables  # noqa: E402
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE  # noqa: E402
+from utils.data.corrected_labels import parse_notes, parse_pedals  # noqa: E402
+from utils.data.smd import INT16_SCALE, SMDFileError, list_excerpts, read_excerpt  # noqa: E402
 from utils.estimate.errors import EstimateError  # noqa: E402
 from utils.estimate.model_io import load_model, pick_device  # noqa: E402
 from utils.estimate.pipeline import note_outputs  # noqa: E402
 from utils.estimate.rules import RULES, apply_rule, to_midi_velocity  # noqa: E402
 from utils.estimate.segments import ScoreNotes, sounding_ends  # noqa: E402
-from utils.smd import INT16_SCALE, SMDFileError, list_excerpts, read_excerpt  # noqa: E402
-from utils.target_processor import parse_notes, parse_pedals  # noqa: E402
 
 
 def excerpt_notes(path: Path) -> tuple[np.ndarray, ScoreNotes, np.ndarray]:
@@ -53,10 +54,10 @@ def rule_rows(outputs: list[np.ndarray], truth: np.ndarray) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     best = min(r["MAE"] for r in rows)
-    lines = ["| note rule | notes | MAE | STD | MAE - best |", "|---|---:|---:|---:|---:|"]
-    for r in sorted(rows, key=lambda r: r["MAE"]):
-        lines.append(f"| {r['rule']} | {r['notes']} | {r['MAE']:.2f} | {r['STD']:.2f} | {r['MAE'] - best:+.2f} |")
-    return "\n".join(lines)
+    return tables.markdown_table(
+        ("note rule", "notes", "MAE", "STD", "MAE - best"),
+        ([r["rule"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['MAE'] - best:+.2f}"]
+         for r in sorted(rows, key=lambda r: r["MAE"])), "lrrrr")
 
 
 def parse_args(argv=None):

@@ -14,7 +14,7 @@ import torchaudio
 from model.layers import DiffusionEmbedding, ResidualBlockWithFiLM, kaiming_conv1d
 from model.normalization import MinMaxNormalization
 from task.diffusion import SpecRollDiffusion, plain
-from utils.checkpoint import CheckpointError, check_architecture, check_state_dict, load_checkpoint
+from utils.training.checkpoint import CheckpointError, check_architecture, check_state_dict, load_checkpoint
 from utils.conventions import N_KEYS, SEGMENT_FRAMES, UNCONDITIONAL_SPEC_VALUE
 
 

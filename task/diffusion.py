@@ -1,25 +1,58 @@
 """The diffusion task as a LightningModule: x0 objective, L2 loss, Adam, and velocity sampling.
 
-The network (model/diffvel.py) subclasses this and provides `forward`, `spectrogram`, `film`,
-`conditioners` and `denoise`.
+The network (model/diffvel.py) subclasses this and provides the methods of `DiffVelNetwork`.
 """
 import logging
+from typing import Protocol
 
-import matplotlib
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from omegaconf import DictConfig, ListConfig, OmegaConf  # noqa: E402
-
-from task.sampling import sample_velocity  # noqa: E402
-from task.schedule import LinearSchedule  # noqa: E402
+from task.sampling import sample_velocity
+from task.schedule import LinearSchedule
 
 log = logging.getLogger(__name__)
 
 LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "huber": F.smooth_l1_loss}
+
+
+class DiffVelNetwork(Protocol):
+    """The network's contract with the task: what `SpecRollDiffusion.step` and task/sampling.py call.
+
+    A network subclasses `SpecRollDiffusion` and implements these (model/diffvel.py does). Shapes:
+    B segments, 640 frames, 88 keys, L residual layers; rolls are (B, 1, 640, 88).
+    """
+
+    def normalize(self, roll: torch.Tensor) -> torch.Tensor:
+        """Min-max normalise a (B, 640, 88) velocity or score roll per item (training targets and score)."""
+
+    def forward(self, x_t: torch.Tensor, waveform: torch.Tensor, frame_roll: torch.Tensor,
+                diffusion_step: torch.Tensor, sampling: bool = False,
+                onset_roll: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x0 prediction (B, 1, 640, 88), spectrogram (B, n_mels, T)) from x_t, audio (B, L), score, t (B,).
+
+        `sampling=True`: the unconditional pass of classifier-free guidance (the published loop).
+        `onset_roll`: the score's onsets, read by DiffVelPlus only.
+        """
+
+    def spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The normalised log-mel spectrogram (B, n_mels, T) of audio (B, samples)."""
+
+    def film(self, frame_roll: torch.Tensor) -> torch.Tensor:
+        """FiLM features (B, 2L) of the score roll (B, 1, 640, 88): one gamma and beta per layer."""
+
+    def score_features(self, frame_roll: torch.Tensor, onset_roll: torch.Tensor | None = None):
+        """Dense score features for the conditioners (DiffVelPlus); None for the paper's network."""
+
+    def conditioners(self, spectrogram: torch.Tensor, score=None) -> list[torch.Tensor]:
+        """The per-layer 1x1 projections of a spectrogram (B, n_mels, 640) (and of `score_features`),
+        computed once per segment."""
+
+    def denoise(self, x_t: torch.Tensor, diffusion_step: torch.Tensor, film_feat: torch.Tensor,
+                conditioners: list[torch.Tensor]) -> torch.Tensor:
+        """One network pass with cached conditions: the x0 prediction (B, 1, 640, 88)."""
 
 
 def plain(value):
@@ -30,7 +63,12 @@ def plain(value):
 
 
 class SpecRollDiffusion(pl.LightningModule):
-    """Task arguments as in the published `SpecRollDiffusion` (the `task` config group)."""
+    """Task arguments as in the published `SpecRollDiffusion` (the `task` config group).
+
+    `loss_keys`, `frame_threshold`, `debug` and `generation_filter` are accepted and stored only so
+    that the published configs and checkpoints load (run_test.py passes frame_threshold=0.5, as the
+    paper did); nothing here reads them. Subclasses implement `DiffVelNetwork`.
+    """
 
     def __init__(
         self,
@@ -114,6 +152,11 @@ class SpecRollDiffusion(pl.LightningModule):
             ("Val/label_roll", tensors["label_roll"][0, 0].T),
             ("Val/pred_roll", tensors["pred_roll"][0, 0].T),
         ]
+        import matplotlib
+
+        matplotlib.use("Agg")  # at the first logged image, not at import
+        import matplotlib.pyplot as plt
+
         for tag, image in panels:
             fig, ax = plt.subplots(figsize=(8, 3))
             ax.imshow(image.detach().float().cpu(), aspect="auto", origin="lower")

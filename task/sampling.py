@@ -20,7 +20,7 @@ import weakref
 import torch
 from tqdm.auto import tqdm
 
-from task.samplers import ddim_x0_step, ddpm_x0_step, guided_x0, step_schedule
+from task.update_rules import ddim_x0_step, ddpm_x0_step, guided_x0, step_schedule
 from utils.conventions import N_KEYS, SEGMENT_FRAMES, UNCONDITIONAL_SPEC_VALUE
 
 SAMPLERS = ("cfdg_ddpm_x0", "ddim_x0")

@@ -1,7 +1,6 @@
 """The linear-beta diffusion schedule and the forward process q(x_t | x_0)."""
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 class LinearSchedule(nn.Module):
@@ -16,14 +15,12 @@ class LinearSchedule(nn.Module):
         betas = torch.linspace(beta_start, beta_end, timesteps)  # (T,)
         alphas = 1.0 - betas
         alphas_cumprod = torch.cumprod(alphas, dim=0)
-        alphas_cumprod_prev = F.pad(alphas_cumprod[:-1], (1, 0), value=1.0)
         terms = {
             "betas": betas,
             "alphas": alphas,
             "alphas_cumprod": alphas_cumprod,
             "sqrt_alphas_cumprod": torch.sqrt(alphas_cumprod),
             "sqrt_one_minus_alphas_cumprod": torch.sqrt(1.0 - alphas_cumprod),
-            "posterior_variance": betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod),
         }
         for name, value in terms.items():
             self.register_buffer(name, value, persistent=False)

@@ -15,7 +15,7 @@ import pretty_midi
 import soundfile
 import torch
 
-from utils.audio_io import resample_to_mono
+from utils.data.audio_io import resample_to_mono
 from utils.conventions import SAMPLE_RATE
 from utils.synth import generate_performance, make_renderer
 

@@ -1,5 +1,7 @@
 """Shared fixtures: the reference outputs of the published code, committed under tests/reference."""
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,32 @@ def reference(reference_dir):
     targets = [{k: data[f"seg{i}_{k}"] for k in EVAL_TARGET_KEYS} for i in range(4)]
     expected = json.loads((reference_dir / "eval_expected.json").read_text())
     return outputs, targets, expected
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """The tiny synthetic corpus (python -m utils.synth --tiny) the training tests run on."""
+    root = tmp_path_factory.mktemp("train_script_corpus")
+    subprocess.run([sys.executable, "-m", "utils.synth", "--out", str(root), "--tiny"], cwd=REPO_ROOT,
+                   check=True, capture_output=True, timeout=240)
+    return root
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory):
+    """A tiny MAESTRO v2.0.0 layout (tests/maestro_layout.py), shared by a test module."""
+    from maestro_layout import _build_layout
+
+    root = tmp_path_factory.mktemp("maestro")
+    _build_layout(root)
+    return root
+
+
+@pytest.fixture
+def fresh_layout(tmp_path):
+    """A tiny MAESTRO layout of one's own: (root, dataset folder, metadata rows)."""
+    from maestro_layout import _build_layout
+
+    dataset_dir, rows = _build_layout(tmp_path)
+    return tmp_path, dataset_dir, rows
+

@@ -1,4 +1,4 @@
-"""utils.pack_smd and post_processing_gnoise.py on bad inputs: exit status, one line naming the file or
+"""utils.data.pack_smd and post_processing_gnoise.py on bad inputs: exit status, one line naming the file or
 option, nothing written."""
 import os
 
@@ -9,9 +9,9 @@ import soundfile
 
 import post_processing_gnoise
 from utils.conventions import SAMPLE_RATE
-from utils.pack_smd import main as pack_main
-from utils.pairs import save_pairs
-from utils.smd import read_excerpt
+from utils.data.pack_smd import main as pack_main
+from utils.evaluation.pairs import save_pairs
+from utils.data.smd import read_excerpt
 
 STEM = "Chopin_Op010-03_007_20100611-SMD"
 

@@ -12,7 +12,7 @@ import torch
 
 import run_test
 from utils.checks import exit_on_error
-from utils.smd import write_excerpt
+from utils.data.smd import write_excerpt
 
 from conftest import REPO_ROOT
 

@@ -6,7 +6,7 @@ import pytest
 
 from model.layers import ResidualBlockWithFiLM
 from utils.checks import OptionError, check_training_options
-from utils.training import build_model
+from utils.training.machinery import build_model
 
 from conftest import REPO_ROOT
 

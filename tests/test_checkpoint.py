@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import model as models
-from utils.checkpoint import CheckpointError, load_checkpoint
-from utils.training import build_model
+from utils.training.checkpoint import CheckpointError, load_checkpoint
+from utils.training.machinery import build_model
 
 
 @pytest.fixture(scope="module")

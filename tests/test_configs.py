@@ -4,7 +4,7 @@ import logging
 import pytest
 import torch
 
-from utils.training import build_model, make_loader, run_name, trainer_kwargs
+from utils.training.machinery import build_model, make_loader, run_name, trainer_kwargs
 
 PAPER_COMMAND = [
     "gpus=1", "model.args.kernel_size=9", "model.args.spec_dropout=0", "dataset=MAESTRO",

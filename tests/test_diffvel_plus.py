@@ -10,7 +10,7 @@ import torch
 
 from model import ClassifierFreeDiffRoll, DiffVelPlus, load_diffvel
 from model.diffvel_plus import rising_edges
-from utils.training import build_model
+from utils.training.machinery import build_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model=DiffVelPlus", "model.args.residual_channels=8", "model.args.residual_layers=2",
@@ -54,7 +54,7 @@ def test_checkpoint_rebuilds_the_variant_without_a_config(plus, tmp_path):
 
 
 def test_unknown_variant_is_refused_in_one_line(plus, tmp_path):
-    from utils.checkpoint import CheckpointError
+    from utils.training.checkpoint import CheckpointError
 
     with pytest.raises(CheckpointError, match=r"bad\.ckpt: unknown model variant 'Nope'"):
         load_diffvel(_save(plus, tmp_path / "bad.ckpt", variant="Nope"))
@@ -121,7 +121,7 @@ def tiny_corpus(tmp_path_factory) -> Path:
 
 
 def test_crops_per_epoch_makes_several_distinct_crops_of_each_piece(tiny_corpus):
-    from utils.maestro import MAESTRO
+    from utils.data.maestro import MAESTRO
 
     one, three = MAESTRO(tiny_corpus), MAESTRO(tiny_corpus, crops_per_epoch=3)
     assert len(three) == 3 * len(one)

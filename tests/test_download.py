@@ -1,4 +1,4 @@
-"""utils/download.py against a local HTTP server (127.0.0.1) serving a tiny MAESTRO-like zip."""
+"""utils/data/download.py against a local HTTP server (127.0.0.1) serving a tiny MAESTRO-like zip."""
 import hashlib
 import http.server
 import io
@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from utils.download import (ArchiveError, ChecksumError, DownloadError, download_file, download_maestro,
+from utils.data.download import (ArchiveError, ChecksumError, DownloadError, download_file, download_maestro,
                             extract_zip, md5sum)
 
 

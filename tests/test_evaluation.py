@@ -9,9 +9,9 @@ from sklearn.metrics import average_precision_score, f1_score, precision_recall_
     precision_score, recall_score
 
 from utils.conventions import N_KEYS, VELOCITY_SCALE
-from utils.evaluation import SUMMARY_KEYS, classification_scores, corrected_metrics, evaluate, \
+from utils.evaluation.metrics import SUMMARY_KEYS, classification_scores, corrected_metrics, evaluate, \
     paper_metrics, paper_note_spans
-from utils.report import error_by_velocity_bin, format_table, summary_row, summary_table, \
+from utils.evaluation.report import error_by_velocity_bin, format_table, summary_row, summary_table, \
     write_plots, write_summary_csv
 
 

@@ -8,9 +8,9 @@ import pytest
 from bench import heldout
 from bench.heldout import Excerpt, cut_points, excerpt_midi, note_free_times, piano_only, split_piece
 from utils.conventions import SAMPLE_RATE
-from utils.smd import read_excerpt
+from utils.data.smd import read_excerpt
 from utils.synth.render import AdditiveRenderer, FluidSynthRenderer, RendererUnavailable
-from utils.target_processor import parse_notes
+from utils.data.corrected_labels import parse_notes
 
 
 def _instrument(notes, program=0, is_drum=False, pedal=()):

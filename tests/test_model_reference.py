@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from task.samplers import ddpm_x0_step, guided_x0
+from task.update_rules import ddpm_x0_step, guided_x0
 
 RTOL = 1e-5
 

@@ -1,4 +1,4 @@
-"""The SMD packer (utils/pack_smd.py): audio + MIDI pairs -> .h5 files the reader accepts."""
+"""The SMD packer (utils/data/pack_smd.py): audio + MIDI pairs -> .h5 files the reader accepts."""
 import os
 import subprocess
 import sys
@@ -10,8 +10,8 @@ import pytest
 import soundfile
 
 from utils.conventions import SAMPLE_RATE
-from utils.pack_smd import PackError, main, pack_folder, pack_pair, read_midi_events
-from utils.smd import paper_segments, read_excerpt
+from utils.data.pack_smd import PackError, main, pack_folder, pack_pair, read_midi_events
+from utils.data.smd import paper_segments, read_excerpt
 
 from conftest import REPO_ROOT
 
@@ -131,7 +131,7 @@ def test_cli(tmp_path, capsys):
     assert "1 excerpts in" in capsys.readouterr().out
     assert main([str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 1
     assert "nowhere: source folder not found" in capsys.readouterr().err
-    result = subprocess.run([sys.executable, "-m", "utils.pack_smd", str(tmp_path / "src"), str(tmp_path / "out2")],
+    result = subprocess.run([sys.executable, "-m", "utils.data.pack_smd", str(tmp_path / "src"), str(tmp_path / "out2")],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out2" / f"{STEM}.h5").is_file()

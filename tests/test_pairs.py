@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 
-from utils.pairs import PairFileError, excerpt_name, list_pair_files, load_pairs, save_pairs
+from utils.evaluation.pairs import PairFileError, list_pair_files, load_pairs, save_pairs
+from utils.evaluation.protocols import excerpt_name
 
 TARGET_KEYS = ("onset_roll", "frame_roll", "velocity_roll", "pedal_frame_roll")
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from utils import demo
-from utils.evaluation import RUN_TEST_COLUMNS
-from utils.pairs import load_pairs
+from utils.evaluation.protocols import RUN_TEST_COLUMNS
+from utils.evaluation.pairs import load_pairs
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import pytest
 
 import post_processing_gnoise
 from utils.conventions import N_KEYS
-from utils.pairs import save_pairs
-from utils.postprocess import noise_threshold, postprocess_metrics, postprocess_outputs, rescale_linear01
+from utils.evaluation.pairs import save_pairs
+from utils.evaluation.protocols import NOTE_COLUMNS, POSTPROCESS_COLUMNS
+from utils.evaluation.postprocess import noise_threshold, postprocess_metrics, postprocess_outputs, rescale_linear01
 
 REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -132,7 +133,7 @@ def test_cli_end_to_end(reference, tmp_path, capsys):
     [result_csv] = result_dir.glob("run-*.csv")
     with open(result_csv) as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == list(post_processing_gnoise.RESULT_COLUMNS)
+    assert list(rows[0]) == list(POSTPROCESS_COLUMNS)
     assert [(r["test_h5"], float(r["z_score"])) for r in rows] == [
         ("pieceA", 3.0), ("pieceB", 3.0), ("pieceA", 0.0), ("pieceB", 0.0)]
 
@@ -155,7 +156,7 @@ def test_cli_end_to_end(reference, tmp_path, capsys):
     [notes_a3] = (result_dir / "notes").glob("pieceA-z3-*.csv")
     with open(notes_a3) as fh:
         notes = list(csv.DictReader(fh))
-    assert list(notes[0]) == list(post_processing_gnoise.NOTE_COLUMNS)
+    assert list(notes[0]) == list(NOTE_COLUMNS)
     assert len(notes) == 382
     first = library[("pieceA", 3.0)]["notes"][0]
     assert (int(notes[0]["pitch"]), int(notes[0]["onset_frame"]), int(notes[0]["offset_frame"])) == \
@@ -204,7 +205,7 @@ def test_cli_corrected_protocol_and_errors(reference, tmp_path, capsys):
 
 def test_corrected_threshold_uses_the_score_the_model_saw_when_stored():
     """With a shifted score stored as `score_roll`, the silent cells come from it, not from frame_roll."""
-    from utils.postprocess import segment_thresholds
+    from utils.evaluation.postprocess import segment_thresholds
 
     rng = np.random.default_rng(0)
     output = rng.normal(0.0, 0.01, (1, 640, 88)).astype(np.float32)

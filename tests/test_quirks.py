@@ -1,19 +1,19 @@
-"""Tests of utils/quirks.py: every ablation variant on hand-built pair lists whose effect is known."""
-import csv
-import io
+"""Tests of the quirk ablation (utils/analysis/): every ablation variant on hand-built pair lists whose effect is known."""
 
 import numpy as np
 import pytest
 
 from utils.conventions import N_KEYS, SEGMENT_FRAMES
-from utils.evaluation import CORRECTED, PAPER, corrected_metrics, paper_metrics, paper_note_spans
-from utils.pairs import save_pairs
-from utils.postprocess import postprocess_metrics
-from utils.quirks import (TABLE_COLUMNS, VARIANTS, ExcerptPairs, QuirksInputError, Variant, ablation_rows,
-                          copied_onsets, key_down_spans, load_demo_pairs, main, note_estimates, paper_key_down_roll,
-                          paper_post_mae, pedal_flags, remove_noise_strictly_below, rescale_linear01_float32,
-                          run_note_spans)
-from utils.smd import paper_segments, write_excerpt
+from utils.analysis.quirks_facts import (copied_onsets, paper_post_mae, pedal_flags, remove_noise_strictly_below,
+                                         rescale_linear01_float32)
+from utils.analysis.quirks_inputs import ExcerptPairs, paper_key_down_roll
+from utils.analysis.quirks_variants import VARIANTS, Variant, ablation_rows
+from utils.data.smd import paper_segments, write_excerpt
+from utils.evaluation.metrics import corrected_metrics, paper_metrics, paper_note_spans
+from utils.evaluation.notes import key_down_spans, note_estimates
+from utils.evaluation.notes import paper_note_spans as run_note_spans
+from utils.evaluation.postprocess import postprocess_metrics
+from utils.evaluation.protocols import CORRECTED, PAPER
 
 T = 40  # frames per hand-built segment
 BY_NAME = {variant.name: variant for variant in VARIANTS}
@@ -251,47 +251,6 @@ def test_paper_key_down_roll_ends_at_the_key_release(tmp_path):
     assert np.flatnonzero(extended[:, 39]).tolist() == list(range(31, 125))  # to the pedal release at 4.0 s
 
 
-def write_demo(root, excerpts=("a", "b"), corrected=True, corrected_segments=2):
-    """A demo folder with hand-built paper and corrected pair files."""
-    excerpt = realistic_excerpt()
-    for name in excerpts:
-        save_pairs(root / "pairs" / f"{name}_pair_0_2026-01-01_00-00-00", *excerpt.pairs[PAPER])
-        if corrected:
-            outputs, targets = excerpt.pairs[CORRECTED]
-            save_pairs(root / "pairs" / "corrected" / f"{name}_pair_0_2026-01-01_00-00-01",
-                       outputs[:corrected_segments], targets[:corrected_segments])
-    return excerpt
-
-
-def test_cli_writes_markdown_and_csv(tmp_path, capsys):
-    excerpt = write_demo(tmp_path)
-    assert main(["--demo-out", str(tmp_path)]) == 0
-    report = (tmp_path / "quirks.md").read_text()
-    assert "| variant | what changes | notes |" in report and "not measured (no checkpoint" in report
-    lines = list(csv.reader(io.StringIO((tmp_path / "quirks.csv").read_text())))
-    assert tuple(lines[0]) == TABLE_COLUMNS
-    assert len(lines) == 1 + len(VARIANTS) - 1  # 5b skipped without .h5 files
-    paper_row = lines[1]
-    expected = paper_metrics(*excerpt.pairs[PAPER])  # both excerpts are identical: the pooled MAE is the same
-    assert paper_row[1] == "paper" and int(paper_row[3]) == 2 * expected["n_notes"]
-    assert float(paper_row[4]) == pytest.approx(expected["frame_max_error"], rel=1e-9)
-    assert "| paper |" in capsys.readouterr().out
-
-
-def test_cli_errors_name_the_missing_or_mismatched_file(tmp_path, capsys):
-    write_demo(tmp_path / "one", excerpts=("a",), corrected=False)
-    (tmp_path / "one" / "pairs" / "corrected").mkdir()
-    save_pairs(tmp_path / "one" / "pairs" / "corrected" / "other_pair_0_2026-01-01_00-00-01",
-               *realistic_excerpt().pairs[CORRECTED])
-    assert main(["--demo-out", str(tmp_path / "one")]) == 2
-    assert "a (shift 0) has no corrected pair file" in capsys.readouterr().err
-    write_demo(tmp_path / "two", excerpts=("a",), corrected_segments=1)
-    with pytest.raises(QuirksInputError, match="a_pair_0_2026-01-01_00-00-00.npy: 2 segments but its corrected"):
-        load_demo_pairs(tmp_path / "two")
-    assert main(["--demo-out", str(tmp_path / "missing")]) == 2
-    assert "pair directory not found" in capsys.readouterr().err
-
-
 def test_variants_differ_from_paper_in_exactly_one_field_except_the_corrected_row():
     baseline = Variant("paper", "")
     fields = ("outputs", "labels", "notes", "noise_reference", "clip", "statistic")
@@ -301,4 +260,3 @@ def test_variants_differ_from_paper_in_exactly_one_field_except_the_corrected_ro
         assert len(changed) == allowed, (variant.name, changed)
     assert VARIANTS[-1].name == "corrected" and all(getattr(VARIANTS[-1], f) != getattr(baseline, f)
                                                     for f in ("outputs", "labels", "notes", "noise_reference", "clip"))
-

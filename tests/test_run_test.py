@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import run_test
-from utils.pairs import load_pairs
+from utils.evaluation.pairs import load_pairs
 from utils.synth.corpus import TINY, write_corpus
 
 MODEL_ARGS = ["model.args.residual_channels=16", "model.args.residual_layers=4", "model.args.kernel_size=9",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from task.samplers import step_schedule
+from task.update_rules import step_schedule
 from task.sampling import sample_velocity
 
 
@@ -46,7 +46,7 @@ def test_ddpm_with_one_step_returns_the_first_x0_prediction(reference_model, seg
 
 
 def test_ddpm_last_step_from_t0_divides_by_sqrt_abar0_as_published(reference_model):
-    from task.samplers import ddpm_x0_step
+    from task.update_rules import ddpm_x0_step
 
     x0 = torch.ones(1, 1, 640, 88)
     out = ddpm_x0_step(reference_model.schedule, torch.zeros_like(x0), x0, 0, -1, None)

@@ -1,11 +1,12 @@
-"""SMD test labels (utils/target_processor.py) against the published TargetProcessor's outputs."""
+"""SMD test labels (utils/data/target_processor.py) against the published TargetProcessor's outputs."""
 import mido
 import numpy as np
 import pytest
 
 from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS, SEGMENT_FRAMES, SEGMENT_SECONDS
-from utils.smd import SMDExcerpt, paper_segments
-from utils.target_processor import TargetProcessor, parse_notes, regression_roll, render_segment
+from utils.data.smd import SMDExcerpt, paper_segments
+from utils.data.corrected_labels import parse_notes, render_segment
+from utils.data.target_processor import TargetProcessor, regression_roll
 
 ROLLS = ("onset_roll", "offset_roll", "frame_roll", "velocity_roll", "mask_roll", "reg_onset_roll",
          "pedal_frame_roll")

@@ -1,11 +1,11 @@
-"""SMD .h5 reader/writer and the two segment protocols (utils/smd.py) on a small synthetic excerpt."""
+"""SMD .h5 reader/writer and the two segment protocols (utils/data/smd.py) on a small synthetic excerpt."""
 import h5py
 import mido
 import numpy as np
 import pytest
 
 from utils.conventions import SAMPLE_RATE, SEGMENT_FRAMES, SEGMENT_SAMPLES, SEGMENT_SECONDS
-from utils.smd import (SMDExcerpt, SMDFileError, SMDFileNotFoundError, corrected_segments, list_excerpts,
+from utils.data.smd import (SMDExcerpt, SMDFileError, SMDFileNotFoundError, corrected_segments, list_excerpts,
                        paper_segments, read_excerpt, write_excerpt)
 
 DURATION = 45.0  # three segments; the last one is 64640 samples long, then zero padding

@@ -166,9 +166,9 @@ def test_tiny_corpus_has_smd_h5_test_files(tiny_corpus):
     out, summary = tiny_corpus
     sources = sorted(p.stem for p in (out / "smd_src").glob("*.wav"))
     assert sources == sorted(p.stem for p in (out / "smd_src").glob("*.mid")) and len(sources) == TINY.n_smd
-    smd = pytest.importorskip("utils.smd", reason="utils.smd (SMD reader) is not importable")
+    smd = pytest.importorskip("utils.data.smd", reason="utils.data.smd (SMD reader) is not importable")
     if not summary.smd_files:
-        pytest.skip("utils.pack_smd is not importable: no .h5 files were packed")
+        pytest.skip("utils.data.pack_smd is not importable: no .h5 files were packed")
     assert sorted(p.stem for p in (out / "smd_h5").glob("*.h5")) == sources
     excerpt = smd.read_excerpt(summary.smd_files[0])
     assert excerpt.duration == pytest.approx(TINY.smd_seconds) and excerpt.attrs["composer"] == "Synthetic"
@@ -190,7 +190,7 @@ def test_rerun_with_a_different_seed_is_refused(tiny_corpus):
 
 
 def test_tiny_corpus_reads_through_the_maestro_loader(tiny_corpus, tmp_path):
-    maestro = pytest.importorskip("utils.maestro", reason="utils.maestro (MAESTRO reader) is not importable")
+    maestro = pytest.importorskip("utils.data.maestro", reason="utils.data.maestro (MAESTRO reader) is not importable")
     out, _ = tiny_corpus
     dataset = maestro.MAESTRO(out, groups="train", cache_dir=tmp_path)
     assert len(dataset) == TINY.n_train and dataset.skipped == []

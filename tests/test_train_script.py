@@ -25,14 +25,6 @@ STEPS_PER_EPOCH = 2  # the tiny corpus has 2 training pieces; batch size 1
 SUBPROCESS_TIMEOUT = 240
 
 
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train_script_corpus")
-    subprocess.run([sys.executable, "-m", "utils.synth", "--out", str(root), "--tiny"], cwd=REPO_ROOT,
-                   check=True, capture_output=True, timeout=SUBPROCESS_TIMEOUT)
-    return root
-
-
 def _command(corpus: Path, *overrides: str) -> list[str]:
     return [sys.executable, str(SCRIPT), *TINY, f"data_root={corpus}", *overrides]
 
@@ -215,84 +207,9 @@ def test_ddp_on_two_cpu_processes_trains_once_into_one_run_folder(corpus, tmp_pa
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
 
 
-# ----- the resumable-training pieces, in process -----
-
-
-def test_epoch_sampler_orders_by_seed_and_epoch_shards_and_skips(monkeypatch):
-    from utils import training
-
-    class Items(list):
-        epoch = None
-
-        def set_epoch(self, epoch):
-            self.epoch = epoch
-
-    items = Items(range(5))
-    sampler = training.EpochSampler(items, seed=3)
-    sampler.set_epoch(1)
-    first = list(sampler)
-    assert sorted(first) == [0, 1, 2, 3, 4] and items.epoch == 1
-    again = training.EpochSampler(Items(range(5)), seed=3)
-    again.set_epoch(1)
-    assert list(again) == first  # no global RNG: the same order in any process, before or after a resume
-    again.set_epoch(2)
-    assert sorted(again) == [0, 1, 2, 3, 4] and list(again) != first
-    sampler.resume(1, consumed=2)
-    assert list(sampler) == first[2:] and list(sampler) == first  # the skip applies once
-    sampler.resume(1, consumed=2)
-    sampler.set_epoch(2)  # another epoch cancels the skip
-    assert len(list(sampler)) == 5
-    assert list(training.EpochSampler(items, shuffle=False)) == [0, 1, 2, 3, 4]
-
-    monkeypatch.setattr(training, "_rank_and_world_size", lambda: (1, 2))
-    sharded = training.EpochSampler(items, shuffle=False)
-    assert list(sharded) == [1, 3, 0] and len(sharded) == 3  # padded by repetition, as DistributedSampler
-
-
-def test_rng_states_survive_a_weights_only_checkpoint(tmp_path):
-    import random
-
-    import numpy as np
-
-    from utils.training import _capture_rng_states, _restore_rng_states
-
-    torch.manual_seed(1), np.random.seed(2), random.seed(3)
-    np.random.randn()  # leaves a cached Gaussian in NumPy's state
-    torch.save({"rng": _capture_rng_states()}, tmp_path / "state.ckpt")
-    expected = (torch.rand(3), np.random.randn(3), random.random())
-    _restore_rng_states(_load(tmp_path / "state.ckpt")["rng"])
-    assert torch.equal(torch.rand(3), expected[0])
-    assert np.array_equal(np.random.randn(3), expected[1]) and random.random() == expected[2]
-
-
-def test_atomic_checkpoint_io_keeps_the_old_file_when_saving_fails(tmp_path):
-    from utils.training import AtomicCheckpointIO
-
-    path = tmp_path / "last.ckpt"
-    AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, path)
-    with pytest.raises(Exception):
-        AtomicCheckpointIO().save_checkpoint({"step": lambda: None}, path)  # unpicklable
-    assert _load(path)["step"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
-
-
-def test_resume_folder_and_kept_metrics(tmp_path):
-    from utils.training import keep_previous_metrics, resume_run_dir
-
-    run_dir = tmp_path / "runs" / RUN_NAME / "version_3"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    assert resume_run_dir(run_dir / "checkpoints" / "last.ckpt") == run_dir
-    assert resume_run_dir(tmp_path / "elsewhere" / "last.ckpt") is None
-    assert keep_previous_metrics(run_dir) is None
-    for text in ("first", "second"):
-        (run_dir / "metrics.csv").write_text(text)
-        keep_previous_metrics(run_dir)
-    assert (run_dir / "metrics.1.csv").read_text() == "first" and (run_dir / "metrics.2.csv").read_text() == "second"
-    assert not (run_dir / "metrics.csv").exists()
-
-
 def test_resume_checkpoint_is_checked_before_training(compose, full_run):
     from train_spec_roll import _checked_resume_path
-    from utils.checkpoint import CheckpointError
+    from utils.training.checkpoint import CheckpointError
 
     with pytest.raises(FileNotFoundError, match="nowhere/last.ckpt: checkpoint file not found"):
         _checked_resume_path(compose("spec_roll", ["ckpt_path=nowhere/last.ckpt"]))

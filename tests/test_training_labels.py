@@ -1,4 +1,4 @@
-"""MAESTRO training labels (utils/midi_labels.py) against the published loader's reference outputs."""
+"""MAESTRO training labels (utils/data/midi_labels.py) against the published loader's reference outputs."""
 import os
 
 import mido
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from utils.conventions import SEGMENT_FRAMES, SEGMENT_SAMPLES, VELOCITY_SCALE
-from utils.midi_labels import MidiLabelError, load_note_table, parse_midi, segment_rolls
+from utils.data.midi_labels import MidiLabelError, load_note_table, parse_midi, segment_rolls
 
 ROLL_NAMES = ("onset", "offset", "frame", "velocity")
 

@@ -1,7 +1,7 @@
 """The LightningModule trains: the loss falls on a fixed batch, spec dropout acts only in training."""
 import torch
 
-from utils.training import build_model
+from utils.training.machinery import build_model
 
 
 def _batch(seed=0, batch=2):

@@ -1,4 +1,4 @@
-"""The one place for DiffVel's fixed conventions: audio rate, frame rate, key range, velocity scale.
+"""The one place for DiffVel's fixed conventions: audio rate, frame rate, key range, sustain pedal, velocity scale.
 
 Everything else in the project imports these names instead of repeating the numbers.
 """
@@ -21,6 +21,10 @@ PAPER_TEST_FPS = 31
 
 # The "no audio" spectrogram of classifier-free guidance (the published condition='fixed').
 UNCONDITIONAL_SPEC_VALUE = -1.0
+
+# The sustain (damper) pedal: MIDI control change 64, values >= 64 mean "pedal down".
+SUSTAIN_CONTROL = 64
+SUSTAIN_THRESHOLD = 64
 
 # MIDI velocity <-> model scale. Training targets are velocity / 128 (AudioLoader); the paper's
 # evaluation multiplies model outputs by 128.

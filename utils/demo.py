@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.atomic import atomic_write_bytes
-from utils.baselines import features_for_notes, fit_baselines
+from utils.evaluation.baselines import features_for_notes, fit_baselines
 from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS
-from utils.evaluation import CORRECTED, PAPER, evaluate
-from utils.inference import load_segments
-from utils.pairs import excerpt_name, list_pair_files, load_pairs
-from utils.postprocess import postprocess_metrics
-from utils.report import format_table, summary_row, write_plots, write_summary_csv
+from utils.evaluation.metrics import evaluate
+from utils.evaluation.excerpts import load_segments
+from utils.evaluation.pairs import list_pair_files, load_pairs
+from utils.evaluation.postprocess import postprocess_metrics
+from utils.evaluation.protocols import CORRECTED, PAPER, excerpt_name, pair_dir as protocol_pair_dir
+from utils.evaluation.report import format_table, summary_row, write_plots, write_summary_csv
 from utils.synth.corpus import TINY, CorpusConfig, write_corpus
+from utils import tables
 
 log = logging.getLogger("demo")
 
@@ -76,7 +78,7 @@ def train(out: Path, data: Path, model: DemoModel, steps: int, extra: list[str])
 
 
 def pair_folder(out: Path, model: DemoModel, protocol: str) -> Path:
-    return out / "pairs" / model.tag / ("corrected" if protocol == CORRECTED else "")
+    return protocol_pair_dir(out / "pairs" / model.tag, protocol)
 
 
 def infer(out: Path, data: Path, model: DemoModel, checkpoint: Path, protocol: str, sampling: str) -> None:
@@ -142,11 +144,10 @@ def spectrogram_args() -> dict:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    header = "| protocol | method | notes | MAE | STD | recall |\n|---|---|---:|---:|---:|---:|\n"
-    return header + "".join(
-        f"| {r['protocol']} | {r['method']} | {r['notes']} | {r['MAE']:.2f} | {r['STD']:.2f} | {r['recall']:.3f} |\n"
-        for r in rows
-    )
+    return tables.markdown_table(
+        ("protocol", "method", "notes", "MAE", "STD", "recall"),
+        ([r["protocol"], r["method"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['recall']:.3f}"]
+         for r in rows), "llrrrr") + "\n"
 
 
 def checkpoint_for(args, out: Path, data: Path, model: DemoModel, steps: int) -> Path:

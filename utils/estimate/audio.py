@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from utils.audio_io import resample_to_mono
+from utils.data.audio_io import resample_to_mono
 from utils.conventions import SAMPLE_RATE
 from utils.estimate.errors import EstimateError
 

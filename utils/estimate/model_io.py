@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from model.diffvel import load_diffvel
-from utils.checkpoint import CheckpointError
+from utils.training.checkpoint import CheckpointError
 from utils.conventions import HOP_LENGTH, SAMPLE_RATE
 from utils.estimate.errors import EstimateError
 

@@ -7,7 +7,7 @@ after the audio's end. Every note is judged in the segment where its onset frame
 both edges, so with half-segment hops no note closer than a quarter segment (5.12 s) to an edge is
 judged there, except at the very start and end of the piece.
 
-Score rolls follow the training labels (utils/midi_labels.py): a note covers frames
+Score rolls follow the training labels (utils/data/midi_labels.py): a note covers frames
 [round(onset * fps), round(end * fps)) (at least one frame), where `end` is its release moved to the
 next pedal release when the sustain pedal is down then, never past the key's next strike; the onset
 roll is 1 on its first frame.

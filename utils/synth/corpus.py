@@ -6,7 +6,7 @@ Layout under OUT:
   ``maestro-v2.0.0/maestro-v2.0.0.csv`` with columns canonical_composer, canonical_title, split,
   year, midi_filename, audio_filename, duration;
 * ``maestro-v2.0.0/<year>/<stem>.wav`` (16-bit PCM, 44.1 kHz stereo or 16 kHz mono) and ``.midi``;
-* ``smd_src/<name>.wav`` + ``<name>.mid``: separate test pieces, packed by utils.pack_smd into
+* ``smd_src/<name>.wav`` + ``<name>.mid``: separate test pieces, packed by utils.data.pack_smd into
   ``smd_h5/<name>.h5``;
 * ``synth_config.json``: the generation settings, checked on re-runs so that a folder never mixes
   pieces made with different settings.
@@ -97,7 +97,7 @@ class PieceSpec:
 class CorpusSummary:
     dataset_dir: Path  # OUT/maestro-v2.0.0
     rows: list  # metadata rows (dicts with COLUMNS)
-    smd_files: list  # OUT/smd_h5/*.h5 paths ([] when utils.pack_smd is unavailable)
+    smd_files: list  # OUT/smd_h5/*.h5 paths ([] when utils.data.pack_smd is unavailable)
     rendered: int  # pieces rendered by this run
     skipped: int  # pieces already on disk
 
@@ -190,9 +190,9 @@ def _metadata_texts(rows: list[dict]) -> tuple[str, str]:
 
 def _pack_smd(source_dir: Path, h5_dir: Path) -> list[Path]:
     try:
-        from utils.pack_smd import pack_folder
+        from utils.data.pack_smd import pack_folder
     except ImportError as error:
-        logger.warning("utils.pack_smd is not importable (%s): %s not packed into %s", error, source_dir, h5_dir)
+        logger.warning("utils.data.pack_smd is not importable (%s): %s not packed into %s", error, source_dir, h5_dir)
         return []
     return pack_folder(source_dir, h5_dir, overwrite=False)
 

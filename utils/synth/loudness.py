@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
+from utils import tables
 from utils.synth.render import RENDERERS, Renderer, make_renderer
 
 DEFAULT_VELOCITIES = tuple(range(8, 128, 8)) + (127,)
@@ -88,15 +89,15 @@ def non_monotonic(measures: list[NoteMeasure]) -> list[str]:
 def markdown_table(measures: list[NoteMeasure]) -> str:
     """Velocity | loudness dB | centroid Hz, each averaged over the pitches, plus per-pitch dB columns."""
     pitches = sorted({m.pitch for m in measures})
-    header = "| velocity | loudness dB (mean) | centroid Hz (mean) | " + " | ".join(f"dB @ {p}" for p in pitches) + " |"
-    lines = [header, "|" + "---:|" * (3 + len(pitches))]
+    header = ["velocity", "loudness dB (mean)", "centroid Hz (mean)"] + [f"dB @ {p}" for p in pitches]
+    cells = []
     for velocity in sorted({m.velocity for m in measures}):
         row = {m.pitch: m for m in measures if m.velocity == velocity}
         mean_db = np.mean([m.loudness_db for m in row.values()])
         mean_centroid = np.mean([m.centroid_hz for m in row.values()])
-        cells = " | ".join(f"{row[p].loudness_db:.1f}" for p in pitches)
-        lines.append(f"| {velocity} | {mean_db:.1f} | {mean_centroid:.0f} | {cells} |")
-    return "\n".join(lines)
+        cells.append([velocity, f"{mean_db:.1f}", f"{mean_centroid:.0f}"]
+                     + [f"{row[p].loudness_db:.1f}" for p in pitches])
+    return tables.markdown_table(header, cells, "r" * len(header))
 
 
 def main(argv: list[str] | None = None) -> int:

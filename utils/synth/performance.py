@@ -16,8 +16,8 @@ import numpy as np
 import pretty_midi
 
 from utils.conventions import MAX_MIDI, MIN_MIDI
+from utils.conventions import SUSTAIN_CONTROL as PEDAL_CC
 
-PEDAL_CC = 64
 TAIL_SECONDS = 1.5  # silence kept after the last release so the audio can ring out
 LEAD_IN_SECONDS = 0.4
 MIN_NOTE_SECONDS = 0.03

@@ -26,10 +26,11 @@ from typing import Protocol
 import numpy as np
 import pretty_midi
 
+from utils.conventions import SUSTAIN_CONTROL as PEDAL_CC
+
 logger = logging.getLogger(__name__)
 
 RENDERERS = ("auto", "fluidsynth", "additive")
-PEDAL_CC = 64
 RELEASE_TAIL_SECONDS = 1.0  # rendered after the last MIDI event when no duration is given
 FLUIDSYNTH_GAIN = 0.9  # fixed synth.gain for every file (never per-file normalisation)
 ADDITIVE_GAIN = 0.06  # fixed output gain of the additive renderer

@@ -20,12 +20,11 @@ import mido
 import numpy as np
 
 from utils.atomic import atomic_path
-from utils.conventions import HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE, SEGMENT_SAMPLES, VELOCITY_SCALE
+from utils.conventions import (HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE, SEGMENT_SAMPLES, SUSTAIN_CONTROL,
+                               SUSTAIN_THRESHOLD, VELOCITY_SCALE)
 
 log = logging.getLogger(__name__)
 
-SUSTAIN_CONTROL = 64  # MIDI CC number of the sustain (damper) pedal
-SUSTAIN_THRESHOLD = 64  # CC64 values >= this mean "pedal down"
 
 # Event kinds of the intermediate event list built by parse_midi.
 _NOTE, _PEDAL_DOWN, _PEDAL_UP = 0, 1, 2

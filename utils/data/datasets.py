@@ -9,7 +9,7 @@ def build_dataset(dataset_cfg: DictConfig, split: str):
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of {SPLITS}")
     if dataset_cfg.name == "MAESTRO":
-        from utils.maestro import MAESTRO as dataset_class
+        from utils.data.maestro import MAESTRO as dataset_class
     else:
         raise ValueError(f"dataset.name {dataset_cfg.name!r} is not supported (available: MAESTRO)")
     if split not in dataset_cfg:

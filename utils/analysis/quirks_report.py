@@ -1,18 +1,18 @@
-"""Rendering of the quirk ablation (utils/quirks.py) as the Markdown report of `python -m utils.quirks`."""
+"""Rendering of the quirk ablation (utils/analysis/quirks.py) as the Markdown report of `python -m utils.analysis.quirks`."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from utils import tables
+
 
 def markdown_table(rows: list[dict]) -> str:
     """The ablation rows as a Markdown table."""
-    lines = ["| variant | what changes | notes | MAE raw | STD raw | MAE z=3 | STD z=3 | ΔMAE raw | ΔMAE z=3 |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['variant']} | {r['what changes']} | {r['notes']} | {r['MAE raw']:.2f} | "
-                     f"{r['STD raw']:.2f} | {r['MAE z=3']:.2f} | {r['STD z=3']:.2f} | "
-                     f"{r['delta MAE raw']:+.2f} | {r['delta MAE z=3']:+.2f} |")
-    return "\n".join(lines) + "\n"
+    header = ("variant", "what changes", "notes", "MAE raw", "STD raw", "MAE z=3", "STD z=3", "ΔMAE raw", "ΔMAE z=3")
+    cells = ([r["variant"], r["what changes"], r["notes"], f"{r['MAE raw']:.2f}", f"{r['STD raw']:.2f}",
+              f"{r['MAE z=3']:.2f}", f"{r['STD z=3']:.2f}", f"{r['delta MAE raw']:+.2f}", f"{r['delta MAE z=3']:+.2f}"]
+             for r in rows)
+    return tables.markdown_table(header, cells, "llrrrrrrr") + "\n"
 
 
 def facts_table(facts: dict, audio_scale: float | None) -> str:

@@ -31,8 +31,9 @@ from utils.conventions import (
     SEGMENT_SAMPLES,
     SEGMENT_SECONDS,
 )
-from utils.smd_checks import length_mismatch, note_onsets
-from utils.target_processor import TargetProcessor, parse_notes, parse_pedals, render_segment
+from utils.data.corrected_labels import parse_notes, parse_pedals, render_segment
+from utils.data.smd_checks import length_mismatch, note_onsets
+from utils.data.target_processor import TargetProcessor
 
 PAPER_INT16_SCALE = 32767.0  # the paper's int16_to_float32 divides by 32767
 INT16_SCALE = 32768.0  # torchaudio / soundfile normalisation, as the training audio was read
@@ -247,17 +248,22 @@ def paper_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: float
     processor = TargetProcessor(SEGMENT_SECONDS, frames_per_second)
     start_time, index = 0, 0  # int 0 first, as published
     while start_time < excerpt.duration:
-        targets = _published_targets(processor, excerpt, start_time)
-        score = _published_targets(processor, excerpt, start_time + shift)
+        targets = published_targets(processor, excerpt, start_time)
+        score = published_targets(processor, excerpt, start_time + shift)
         yield Segment(index, float(start_time), _audio_segment(excerpt.waveform, start_time, PAPER_INT16_SCALE),
                       targets, score["frame_roll"][0], score["onset_roll"][0])
         start_time += SEGMENT_SECONDS
         index += 1
 
 
-def _published_targets(processor: TargetProcessor, excerpt: SMDExcerpt, start_time: float) -> dict:
+def published_targets(processor: TargetProcessor, excerpt: SMDExcerpt, start_time: float,
+                      extend_pedal: bool = True) -> dict:
+    """The paper's labels of the segment at `start_time`: TargetProcessor rolls, collated, 636 -> 640.
+
+    `extend_pedal=False` gives the key-down labels (no sustain tail), for the quirk ablation.
+    """
     targets, _, _ = processor.process(start_time, excerpt.midi_event_times, excerpt.midi_events,
-                                      extend_pedal=True, note_shift=0)
+                                      extend_pedal=extend_pedal, note_shift=0)
     return adjust_636_to_640(_collate(targets))
 
 
@@ -268,7 +274,7 @@ def corrected_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: f
     Same segment starts (``i * 20.48`` s while < duration) and audio segmentation as the paper,
     audio divided by 32768 as the training audio. Labels on the model's own grid: SEGMENT_FRAMES
     (640) frames at FRAMES_PER_SECOND (31.25), nothing copied, from every note of the MIDI events
-    (:func:`utils.target_processor.parse_notes`). ``target``: onset_roll, offset_roll,
+    (:func:`utils.data.corrected_labels.parse_notes`). ``target``: onset_roll, offset_roll,
     frame_roll, velocity_roll (raw 0..127), mask_roll, reg_onset_roll, reg_offset_roll
     (1, 640, 88) and pedal_frame_roll (1, 640), float32; plus ``notes`` (N, 4) float64
     ``(key_index, onset_frame, offset_frame, velocity)`` of the notes struck in the segment

@@ -1,6 +1,6 @@
 """Ship a trained model: a weights-and-hyperparameters-only copy of a training checkpoint.
 
-    python -m utils.export SRC.ckpt DST.ckpt
+    python -m utils.training.export SRC.ckpt DST.ckpt
 
 Reads SRC through the safe loader, keeps `state_dict`, `hyper_parameters` and the step/epoch it was
 saved at (for the model card), drops optimizer, loop and RNG state, and writes DST atomically. The
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from utils.atomic import atomic_write_bytes
-from utils.checkpoint import CheckpointError, load_checkpoint
+from utils.training.checkpoint import CheckpointError, load_checkpoint
 
 KEPT = ("state_dict", "hyper_parameters", "global_step", "epoch", "pytorch-lightning_version")
 

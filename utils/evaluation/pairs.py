@@ -22,11 +22,9 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from utils.atomic import atomic_path
+from utils.evaluation.protocols import PAIR_MARKER, PAIR_SUFFIX, is_pair_file_name
 
 logger = logging.getLogger(__name__)
-
-PAIR_SUFFIX = ".npy"
-PAIR_MARKER = "_pair_"
 
 # Globals a pickled object array of dicts/lists of numeric arrays needs. numpy 1.x wrote
 # `numpy.core.*`, numpy 2.x writes `numpy._core.*`: both are accepted and resolved to the
@@ -178,21 +176,13 @@ def save_pairs(path: str | os.PathLike, output_dict_list: list[dict], target_dic
     return path
 
 
-def excerpt_name(path: str | os.PathLike) -> str:
-    """The excerpt name of a pair file: the part of the file name before `_pair_`."""
-    stem = Path(path).name
-    if PAIR_MARKER not in stem:
-        raise PairFileError(f"{stem}: not a pair file name (expected '<excerpt>{PAIR_MARKER}<shift>_<time>.npy')")
-    return stem.split(PAIR_MARKER)[0]
-
-
 def list_pair_files(pair_dir: str | os.PathLike) -> list[Path]:
     """Sorted pair files (`*_pair_*.npy`) in `pair_dir`; clear errors for a missing or empty folder."""
     pair_dir = Path(pair_dir)
     if not pair_dir.is_dir():
         raise FileNotFoundError(f"{pair_dir}: pair directory not found")
     files = sorted(p for p in pair_dir.iterdir()
-                   if p.is_file() and PAIR_MARKER in p.name and p.name.endswith(PAIR_SUFFIX))
+                   if p.is_file() and is_pair_file_name(p.name))
     if not files:
         raise FileNotFoundError(f"{pair_dir}: no pair files (*{PAIR_MARKER}*{PAIR_SUFFIX}) in this directory")
     return files

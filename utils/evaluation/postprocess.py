@@ -14,7 +14,9 @@ import logging
 
 import numpy as np
 
-from utils.evaluation import PAPER, PROTOCOLS, evaluate, first_item
+from utils.evaluation.metrics import evaluate
+from utils.evaluation.protocols import PAPER, check_protocol
+from utils.evaluation.rolls import first_item
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +51,7 @@ def noise_threshold(velocity_output, silent_reference, z_score: float = DEFAULT_
 def segment_thresholds(output_dict_list: list[dict], target_dict_list: list[dict],
                        z_score: float = DEFAULT_Z_SCORE, protocol: str = PAPER) -> list[float | None]:
     """One noise threshold per segment (None where none exists; see `noise_threshold`)."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
+    check_protocol(protocol)
     thresholds = []
     for index, (output, target) in enumerate(zip(output_dict_list, target_dict_list)):
         # corrected: the score the model was given (`score_roll`, shifted like the model's input), or
@@ -67,22 +68,32 @@ def segment_thresholds(output_dict_list: list[dict], target_dict_list: list[dict
     return thresholds
 
 
-def remove_noise(output_dict_list: list[dict], thresholds: list[float | None]) -> list[np.ndarray]:
-    """Each segment's outputs (T, 88) with values <= its threshold set to 0 (None: unchanged copy)."""
+def remove_noise(output_dict_list: list[dict], thresholds: list[float | None],
+                 strictly_below: bool = False) -> list[np.ndarray]:
+    """Each segment's outputs (T, 88) with values <= its threshold set to 0 (None: unchanged copy).
+
+    Published: `<=`, so the threshold cell itself is removed; `strictly_below` keeps it (`<`, quirk 10).
+    """
     cleaned = []
     for output, threshold in zip(output_dict_list, thresholds):
         outputs = first_item(output["velocity_output"], "velocity_output", dtype=None).copy()  # (T, 88)
         if threshold is not None:
-            outputs[outputs <= threshold] = 0
+            outputs[(outputs < threshold) if strictly_below else (outputs <= threshold)] = 0
         cleaned.append(outputs)
     return cleaned
 
 
-def rescale_linear01(segment_outputs: list[np.ndarray]) -> list[np.ndarray]:
+def rescale_linear01(segment_outputs: list[np.ndarray], float32: bool = False) -> list[np.ndarray]:
     """Min-max rescale all segments jointly to [0, 1] (float64), min and max over the whole piece.
 
     A constant piece (max == min, where the published code divided by zero) becomes all zeros.
+    `float32`: the published arithmetic as numpy 1.x ran it, float32 throughout (quirk 15; no
+    constant-piece guard, as published).
     """
+    if float32:
+        low = np.float32(min(np.min(x) for x in segment_outputs))
+        high = np.float32(max(np.max(x) for x in segment_outputs))
+        return [((x.astype(np.float32) - low) / (high - low)).astype(np.float32) for x in segment_outputs]
     low = min(float(np.min(x)) for x in segment_outputs)
     high = max(float(np.max(x)) for x in segment_outputs)
     if not high > low:

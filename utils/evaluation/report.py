@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from utils.atomic import atomic_write_bytes
+from utils.evaluation.protocols import SUMMARY_COLUMNS
 
-SUMMARY_COLUMNS = ("protocol", "method", "notes", "MAE", "STD", "recall")
 VELOCITY_BIN_WIDTH = 16  # MIDI velocity bins 0-15, 16-31, ... for the error-by-velocity plot
 
 

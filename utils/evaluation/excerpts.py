@@ -6,11 +6,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from utils.smd import corrected_segments, paper_segments, read_excerpt
+from utils.data.smd import corrected_segments, paper_segments, read_excerpt
+from utils.evaluation.protocols import CORRECTED, PAPER, check_protocol
 
 log = logging.getLogger(__name__)
-
-PROTOCOLS = ("paper", "corrected")
 
 
 class NonFiniteOutputError(ValueError):
@@ -34,12 +33,10 @@ def check_excerpts(h5_paths, shifts) -> None:
 
 
 def load_segments(h5_path, shift: float, protocol: str, frames_per_second: int):
-    """The test segments of one excerpt under a protocol (see utils/smd.py)."""
-    if protocol == "paper":
+    """The test segments of one excerpt under a protocol (see utils/data/smd.py)."""
+    if check_protocol(protocol) == PAPER:
         return list(paper_segments(h5_path, shift=shift, frames_per_second=frames_per_second))
-    if protocol == "corrected":
-        return list(corrected_segments(h5_path, shift=shift))
-    raise ValueError(f"protocol {protocol!r} is not one of {PROTOCOLS}")
+    return list(corrected_segments(h5_path, shift=shift))
 
 
 def estimate_segments(model, segments, excerpt: str, shift: float, seed: int = 0, batch_segments: int = 8,
@@ -67,7 +64,7 @@ def estimate_segments(model, segments, excerpt: str, shift: float, seed: int = 0
     return outputs
 
 
-def pair_dicts(segments, outputs, protocol: str = "paper"):
+def pair_dicts(segments, outputs, protocol: str = PAPER):
     """[output_dict_list, target_dict_list] in the published layout: one dict per segment.
 
     The corrected protocol also stores `score_roll` (1, 640, 88), the (shifted) score the model was
@@ -75,7 +72,7 @@ def pair_dicts(segments, outputs, protocol: str = "paper"):
     """
     output_dicts = [{"velocity_output": out.astype(np.float32)} for out in outputs]
     target_dicts = [dict(seg.target) for seg in segments]
-    if protocol == "corrected":
+    if protocol == CORRECTED:
         for target, seg in zip(target_dicts, segments):
             target["score_roll"] = seg.score_roll[None].astype(np.float32)
     return output_dicts, target_dicts

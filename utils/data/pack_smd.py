@@ -1,12 +1,12 @@
 """Pack audio + MIDI pairs (SMD's own distribution) into the SMD .h5 test files.
 
-    python -m utils.pack_smd SRC_DIR OUT_DIR [--overwrite] [--trim-midi]
+    python -m utils.data.pack_smd SRC_DIR OUT_DIR [--overwrite] [--trim-midi]
 
 Every ``<name>.wav|.flac`` under SRC_DIR (searched recursively) is paired with the
 ``<name>.mid|.midi`` of the same stem and written to ``OUT_DIR/<name>.h5``: audio resampled to
 SAMPLE_RATE mono int16, the piano track's messages as ``str(mido message)`` with absolute times in
 seconds (float32), attributes ``duration`` (seconds of audio), ``composer``/``title`` when known,
-``audio_filename``, ``midi_filename``. Format: see utils/smd.py and docs/smd.md.
+``audio_filename``, ``midi_filename``. Format: see utils/data/smd.py and docs/smd.md.
 
 MIDI that goes on after the end of its audio is refused, or with ``--trim-midi`` cut at the audio's
 end (notes starting later are dropped, later releases and pedal events moved to the end). An
@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from utils.conventions import SAMPLE_RATE
 from utils.checks import check_output_dir
-from utils.smd import PAPER_INT16_SCALE, SMDFileError, SMDFileNotFoundError, read_excerpt, write_excerpt
-from utils.target_processor import parse_message
+from utils.data.smd import PAPER_INT16_SCALE, SMDFileError, SMDFileNotFoundError, read_excerpt, write_excerpt
+from utils.data.target_processor import parse_message
 
 log = logging.getLogger(__name__)
 

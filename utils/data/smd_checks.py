@@ -1,4 +1,4 @@
-"""Consistency checks of an SMD excerpt's MIDI events (used by utils/smd.py when reading and writing).
+"""Consistency checks of an SMD excerpt's MIDI events (used by utils/data/smd.py when reading and writing).
 
 Every note and control event must carry whole numbers in 0..127 (a note's velocity 1..127, 0 = note
 off), and the MIDI must not go on after the audio: a note starting at or after the end of the audio
@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from utils.target_processor import parse_message
+from utils.data.target_processor import parse_message
 
 MIDI_AFTER_AUDIO_TOLERANCE = 1.0  # seconds a release or pedal event may follow the end of the audio
 _FIELDS = {"note_on": ("note", "velocity"), "note_off": ("note", "velocity"), "control_change": ("control", "value")}

@@ -17,10 +17,10 @@ import torch
 import torchaudio
 from tqdm.auto import tqdm
 
-from utils.audio_io import ensure_resampled
+from utils.data.audio_io import ensure_resampled
 from utils.conventions import FRAMES_PER_SECOND, SAMPLE_RATE, SEGMENT_FRAMES
-from utils.maestro import find_dataset_dir, read_metadata
-from utils.midi_labels import parse_midi
+from utils.data.maestro import find_dataset_dir, read_metadata
+from utils.data.midi_labels import parse_midi
 
 log = logging.getLogger(__name__)
 

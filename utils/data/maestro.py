@@ -19,10 +19,10 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from utils.audio_io import AudioFileError, audio_info, cache_path_for, ensure_resampled, read_crop
+from utils.data.audio_io import AudioFileError, audio_info, cache_path_for, ensure_resampled, read_crop
 from utils.conventions import HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE, SEGMENT_SAMPLES
-from utils.download import MAESTRO_V2_FOLDER, download_maestro
-from utils.midi_labels import MidiLabelError, load_note_table, segment_rolls
+from utils.data.download import MAESTRO_V2_FOLDER, download_maestro
+from utils.data.midi_labels import MidiLabelError, load_note_table, segment_rolls
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class MAESTRO(Dataset):
         min_midi, max_midi: key range of the rolls.
         download: download and extract MAESTRO v2.0.0 into ``root`` when it is not there.
         cache_dir: where resampled audio and label tables are cached; None = beside the sources when
-            writable, else the user cache folder (utils.audio_io.default_cache_dir).
+            writable, else the user cache folder (utils.data.audio_io.default_cache_dir).
         frame_aligned_crops: start crops on a frame boundary (a multiple of hop_length). False, as
             published, lets the audio start up to hop_length - 1 samples after the labels' first frame.
         crops_per_epoch: items per recording and epoch (1, as published: an epoch is one crop of each
@@ -211,6 +211,8 @@ class MAESTRO(Dataset):
         return len(self.pieces) * self.crops_per_epoch
 
     def __getitem__(self, index: int) -> dict:
+        if index >= len(self):  # (the modulo below would wrap: iterating the dataset would never end)
+            raise IndexError(f"item {index} of a dataset of {len(self)} items")
         piece = self.pieces[index % len(self.pieces)]  # item index -> recording; the crop depends on index
         begin = self.crop_begin(index)
         audio = read_crop(piece.readable_audio_path, begin, self.sequence_length, self.sampling_rate)  # (S,)

@@ -1,0 +1,6 @@
+"""Training machinery around Lightning, and safe checkpoint loading.
+
+`machinery.py` (model, loaders, epoch sampler, resume state, checkpoint callbacks and IO, run folders),
+`checkpoint.py` (the restricted checkpoint loader and the architecture check), `export.py` (a weights-only
+copy of a checkpoint to ship: python -m utils.training.export SRC.ckpt DST.ckpt).
+"""
