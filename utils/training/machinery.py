@@ -223,12 +223,8 @@ class ResumeState(Callback):
 
 
 class SaveLastCheckpoint(Callback):
-    """Writes <dirpath>/last.ckpt every `every_n_steps` optimizer steps (None: never), when fitting ends
-    for any reason (max_time, max_steps, max_epochs, early stopping) and when a SIGTERM or Ctrl-C stops
-    training (Lightning stops at the end of the current batch), so that a run never loses its last steps.
-
-    It complements ModelCheckpoint, which writes last.ckpt only after validation.
-    """
+    """Writes <dirpath>/last.ckpt every `every_n_steps` steps (None: never), when fitting ends for any
+    reason, and on SIGTERM or Ctrl-C: it complements ModelCheckpoint, which writes it after validation."""
 
     def __init__(self, dirpath, every_n_steps: int | None = None):
         if every_n_steps is not None and int(every_n_steps) < 1:
@@ -255,13 +251,17 @@ class SaveLastCheckpoint(Callback):
             self._save(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self._save(trainer)
+        # not when ModelCheckpoint(save_last) already wrote last.ckpt at this step, after validation
+        if not any(getattr(c, "save_last", False) and getattr(c, "_last_global_step_saved", None)
+                   == trainer.global_step for c in trainer.checkpoint_callbacks):
+            self._save(trainer)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, (SIGTERMException, KeyboardInterrupt)) and trainer.state.fn == "fit":
             self._save(trainer)
             if trainer.is_global_zero:
-                log.warning("%s: saved %s at epoch %d, step %d", type(exception).__name__, self.path,
+                reason = "SIGTERM" if isinstance(exception, SIGTERMException) else "Ctrl-C"
+                log.warning("%s: saved %s at epoch %d, step %d", reason, self.path,
                             trainer.current_epoch, trainer.global_step)
 
 
