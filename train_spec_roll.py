@@ -23,6 +23,7 @@ from pytorch_lightning.utilities.warnings import PossibleUserWarning
 from utils.atomic import atomic_write_bytes
 from utils.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
 from utils.datasets import build_dataset
+from utils.precision import apply_matmul_precision
 from utils.training import (
     AtomicCheckpointIO,
     EpochSampler,
@@ -73,6 +74,7 @@ def _loggers(cfg: DictConfig, resume_from: Path | None) -> tuple[TensorBoardLogg
 @hydra.main(config_path="config", config_name="spec_roll", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     pl.seed_everything(cfg.seed, workers=True)
+    apply_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
     resume_from = _checked_resume_path(cfg)
     train_set = build_dataset(cfg.dataset, "train")
     val_set = build_dataset(cfg.dataset, "val")
