@@ -26,7 +26,7 @@ from utils.inference import estimate_segments, load_segments, pair_dicts  # noqa
 from utils.report import summary_row  # noqa: E402
 from utils.smd import list_excerpts  # noqa: E402
 
-FAST_KS = (1, 2, 5, 10, 20, 50)
+FAST_KS = (1, 2, 3, 4, 5, 10, 20, 50)
 
 
 @dataclass(frozen=True)
