@@ -1,11 +1,13 @@
 """Gaussian-noise post-processing and evaluation of DiffVel pair files (published post_process_gnoise.py).
 
-    python post_processing_gnoise.py --output_dir OUT --npy_pair_dir PAIRS [--z_scores 3 ...]
+    python post_processing_gnoise.py --output_dir OUT --pair_pkl_dir PAIRS [--z_scores 3 ...]
                                      [--protocol paper|corrected] [--name diffvel_film] [--no_plots]
 
 For every pair file `<excerpt>_pair_<shift>_<time>.npy` in PAIRS and every z-score: remove the
-noise below the per-segment z-score threshold, rescale the piece to [0, 1], evaluate. Writes
-  OUT/outputs/result/<name>-<time>.csv            one row per excerpt and z-score
+noise below the per-segment z-score threshold, rescale the piece to [0, 1], evaluate. Creates the
+published folders OUT/outputs/{pair_pkl,error_profile,noise_visualization,chart,result,maestro} and writes
+  OUT/outputs/result/<name>-<time>.csv            one row per excerpt and z-score (the published header
+                                                  in the paper protocol, clearer names in the corrected one)
   OUT/outputs/result/notes/<excerpt>-z<z>-<time>.csv   one row per note
   OUT/outputs/result/summary-<time>.csv           pooled over excerpts, one row per z-score
   OUT/outputs/chart/<name>-z<z>-<time>_*.png      error histogram, scatter, error by velocity
@@ -23,8 +25,9 @@ from tqdm import tqdm
 from utils.checks import check_output_dir, check_z_scores
 from utils.evaluation.pairs import check_finite, list_pair_files, load_pairs
 from utils.evaluation.postprocess import DEFAULT_Z_SCORE, postprocess_metrics
-from utils.evaluation.protocols import (CORRECTED, CORRECTED_COLUMNS, NOTE_COLUMNS, PAPER, PROTOCOLS, excerpt_name,
-                                        note_csv_name, postprocess_chart_dir, postprocess_columns, postprocess_csv_name,
+from utils.evaluation.protocols import (CORRECTED, CORRECTED_COLUMNS, NOTE_COLUMNS, PAPER, POSTPROCESS_CSV_STEM,
+                                        POSTPROCESS_FOLDERS, PROTOCOLS, excerpt_name, note_csv_name,
+                                        postprocess_chart_dir, postprocess_columns, postprocess_csv_name,
                                         postprocess_prefix, postprocess_result_dir, postprocess_summary_name,
                                         run_timestamp, z_label)
 from utils.evaluation.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
@@ -36,24 +39,25 @@ def get_args(argv=None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True, help="base folder; results go to OUT/outputs/...")
-    parser.add_argument("--npy_pair_dir", "--pair_pkl_dir", dest="npy_pair_dir", required=True,
-                        help="folder of <excerpt>_pair_<shift>_<time>.npy files written by run_test.py")
+    parser.add_argument("--pair_pkl_dir", "--npy_pair_dir", dest="npy_pair_dir", required=True,
+                        help="folder of <excerpt>_pair_<shift>_<time>.npy files written by run_test.py "
+                             "(--pair_pkl_dir: the published README; --npy_pair_dir: the published script)")
     parser.add_argument("--z_scores", type=float, nargs="+", default=[DEFAULT_Z_SCORE],
                         help="z-score thresholds (default 3), finite, >= 0 and distinct; 0 = rescale only, no noise removal")
     parser.add_argument("--protocol", choices=PROTOCOLS, default=PAPER,
                         help="paper: published evaluation (default); corrected: see docs/evaluation.md")
-    parser.add_argument("--name", default="diffvel_film", help="prefix of the result CSV and plots")
+    parser.add_argument("--name", default=POSTPROCESS_CSV_STEM, help="prefix of the result CSV and plots (published: diffvel_film)")
     parser.add_argument("--no_plots", action="store_true", help="skip the PNG plots")
     return parser.parse_args(argv)
 
 
 def result_row(excerpt: str, metrics: dict, protocol: str) -> list:
-    """One row of the result CSV for an evaluated excerpt."""
+    """One row of the result CSV for an evaluated excerpt (the published 8 values, then the added ones)."""
     row = [excerpt, metrics["frame_max_error"], metrics["std_max_error"],
            metrics["mean_error_correct_detection"], metrics["std_error_correct_detection"],
-           metrics["recall_score"], metrics["frame_recall"], metrics["z_score"], metrics["n_notes"], protocol]
+           metrics["recall_score"], metrics["frame_recall"], metrics["z_score"]]
     if protocol == CORRECTED:
-        row += [metrics[c] for c in CORRECTED_COLUMNS]
+        row += [metrics["n_notes"], protocol] + [metrics[c] for c in CORRECTED_COLUMNS]
     return row
 
 
@@ -78,6 +82,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     stamp = run_timestamp()
     result_dir = postprocess_result_dir(args.output_dir)
     chart_dir = postprocess_chart_dir(args.output_dir)
+    for folder in POSTPROCESS_FOLDERS:  # as the published create_output_dir
+        (Path(args.output_dir) / "outputs" / folder).mkdir(parents=True, exist_ok=True)
 
     rows_by_z = {z: [] for z in args.z_scores}
     notes_by_z = {z: [] for z in args.z_scores}
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             logger.info("%s z=%g: %d notes, MAE %.3f", excerpt, z_score, metrics["n_notes"],
                         metrics["frame_max_error"])
 
-    header = postprocess_columns(args.protocol)
+    header = postprocess_columns(args.protocol)  # the published header in the paper protocol
     result_path = write_csv(result_dir / postprocess_csv_name(args.name, stamp), header,
                             [row for z in args.z_scores for row in rows_by_z[z]])  # published order
     summary = []

@@ -3,9 +3,11 @@
 For every .h5 under SMD_data_root and every shift in unaligned_shift, writes as the paper did:
   <pair_pkl_dir>/<excerpt>_pair_<shift>_<time>.npy            estimate / ground-truth pair lists
   <inference_result_path>/<excerpt>_<shift>_<time>.npy        note error profile (list of dicts)
-  <inference_result_path>/<result_name>_<protocol>_shift_<shift>-<time>.csv   one row per excerpt
-and, added: an error histogram, a scatter and an error-by-velocity plot (PNG) and a summary CSV.
-The corrected protocol writes its pairs under <pair_pkl_dir>/corrected. See README, "Inference".
+  <inference_result_path>/diffvel_baseline/diffvel_base_shift_<shift>-<time>.csv   one row per excerpt
+(folder and stem: `result_folder`, `result_name`; the published header) and, added, beside that CSV:
+an error histogram, a scatter and an error-by-velocity plot (PNG) and a summary CSV. The corrected
+protocol writes its pairs under <pair_pkl_dir>/corrected and `<result_name>_corrected_shift_...csv`
+with clearer column names. See README, "Inference".
 """
 import io
 import logging
@@ -17,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-import model as models
+from model import load_diffvel
 from utils.atomic import atomic_write_bytes
 from utils.checks import check_inference_options, exit_on_error
 from utils.evaluation.excerpts import (NonFiniteOutputError, check_excerpts, estimate_segments, load_segments,
@@ -25,11 +27,13 @@ from utils.evaluation.excerpts import (NonFiniteOutputError, check_excerpts, est
 from utils.evaluation.metrics import evaluate
 from utils.evaluation.pairs import load_pairs, save_pairs
 from utils.evaluation.protocols import (error_profile_name, pair_dir as protocol_pair_dir, pair_file_name,
-                                        pair_file_pattern, run_test_columns, run_test_prefix, run_test_summary_name,
-                                        run_timestamp)
+                                        pair_file_pattern, run_test_columns, run_test_header, run_test_prefix,
+                                        run_test_result_dir, run_test_stem, run_test_summary_name, run_timestamp)
 from utils.evaluation.provenance import matching_result, pair_provenance, run_settings, write_sidecar
 from utils.evaluation.report import format_table, summary_row, write_csv, write_plots, write_summary_csv
 from utils.data.smd import list_excerpts
+from utils.precision import apply_matmul_precision, resolve_precision
+from utils.training.checkpoint import config_differences, report_config_differences
 
 log = logging.getLogger("run_test")
 
@@ -44,13 +48,17 @@ def pick_device(gpus: int) -> torch.device:
 
 
 def load_model(cfg: DictConfig, device: torch.device):
-    """The checkpoint with the paper's overrides (frame_threshold=0.5, sampling=cfg.task.sampling)."""
-    config_args = OmegaConf.to_container(cfg.model.args, resolve=True) if cfg.checkpoint_config_check else None
-    model_class = getattr(models, cfg.model.name)
-    return model_class.load_from_checkpoint(
-        cfg.comp_modelckpt, map_location=device, config_args=config_args,
-        frame_threshold=0.5, sampling=cfg.task.sampling,
-    ).eval()
+    """The checkpoint with the paper's overrides (frame_threshold=0.5, sampling=cfg.task.sampling).
+
+    As the published script (load_from_checkpoint), the network and its variant come from the
+    checkpoint's own hyperparameters; where `model.name`/`model.args` say otherwise one warning names
+    each difference (checkpoint_config_check=true refuses a different variant or architecture).
+    """
+    model = load_diffvel(cfg.comp_modelckpt, map_location=device, frame_threshold=0.5, sampling=cfg.task.sampling)
+    config_args = OmegaConf.to_container(cfg.model.args, resolve=True)
+    differences = config_differences(dict(model.hparams), config_args, cfg.model.name, type(model).__name__)
+    report_config_differences(cfg.comp_modelckpt, differences, refuse=cfg.checkpoint_config_check)
+    return model.eval()
 
 
 def published_error_profile(notes: list[dict]) -> list[dict]:
@@ -92,7 +100,8 @@ def reusable_pairs(cfg, h5_path: Path, shift, pair_dir: Path, provenance: dict) 
 
 def excerpt_pairs(cfg, model, h5_path: Path, shift, pair_dir: Path, stamp: str, settings: dict):
     """(output_dicts, target_dicts, pair file) of one excerpt: from a matching earlier pair file, or by sampling.
-    A new pair file gets its provenance (utils/evaluation/provenance.py) in a JSON sidecar."""
+    A new pair file gets its provenance (utils/evaluation/provenance.py) in a JSON sidecar; the network runs
+    at the resolved precision the settings record (fp32 or bf16)."""
     provenance = pair_provenance(settings, h5_path, shift)
     previous = reusable_pairs(cfg, h5_path, shift, pair_dir, provenance)
     if previous is not None:
@@ -100,7 +109,8 @@ def excerpt_pairs(cfg, model, h5_path: Path, shift, pair_dir: Path, stamp: str, 
     segments = load_segments(h5_path, shift, cfg.protocol, cfg.frames_per_second)
     try:
         outputs = estimate_segments(model, segments, h5_path.stem, shift, seed=cfg.seed,
-                                    batch_segments=cfg.batch_segments, precision=cfg.precision, compile=cfg.compile)
+                                    batch_segments=cfg.batch_segments, precision=settings["precision"],
+                                    compile=cfg.compile)
     except NonFiniteOutputError as error:
         raise NonFiniteOutputError(f"{cfg.comp_modelckpt}: {error}") from None
     output_dicts, target_dicts = pair_dicts(segments, outputs, cfg.protocol)
@@ -116,20 +126,24 @@ def run(cfg: DictConfig) -> list[dict]:
     check_excerpts(h5_files, shifts)
     device = pick_device(cfg.gpus)
     torch.manual_seed(cfg.seed)
+    apply_matmul_precision(cfg.float32_matmul_precision)
+    precision = resolve_precision(cfg.precision, device)
     model = load_model(cfg, device)
-    settings = run_settings(cfg)
+    settings = {**run_settings(cfg), "precision": precision}  # what ran (precision=auto resolves per machine)
     result_dir = Path(cfg.inference_result_path)
     pair_dir = protocol_pair_dir(cfg.pair_pkl_dir, cfg.protocol)
     pair_dir.mkdir(parents=True, exist_ok=True)
     stamp = run_timestamp()
-    log.info("%d excerpts, protocol %s, sampler %s on %s", len(h5_files), cfg.protocol,
-             dict(cfg.task.sampling), device)
+    log.info("%d excerpts, protocol %s, sampler %s, %s on %s", len(h5_files), cfg.protocol,
+             dict(cfg.task.sampling), precision, device)
 
+    csv_dir = run_test_result_dir(cfg.inference_result_path, cfg.result_folder)
+    columns, header = run_test_columns(cfg.protocol), run_test_header(cfg.protocol)  # metric keys, CSV header
+    stem = run_test_stem(cfg.result_name, cfg.protocol)
     summary = []
     for shift in shifts:
         prefix = run_test_prefix(cfg.result_name, cfg.protocol, shift, stamp)
-        csv_path = result_dir / f"{prefix}.csv"
-        columns = run_test_columns(cfg.protocol)
+        csv_path = csv_dir / f"{prefix}.csv"
         rows, notes, sources = [], [], []
         for h5_path in tqdm(h5_files, desc=f"excerpts (shift {shift})", unit="file"):
             output_dicts, target_dicts, pair_path = excerpt_pairs(cfg, model, h5_path, shift, pair_dir, stamp, settings)
@@ -137,16 +151,16 @@ def run(cfg: DictConfig) -> list[dict]:
             metrics = evaluate(output_dicts, target_dicts, cfg.protocol)
             means, stds = noise_check(output_dicts)
             rows.append([means, stds, h5_path.name] + [metrics[c] for c in columns[3:]])
-            write_csv(csv_path, columns, rows)  # rewritten after each excerpt: always complete
+            write_csv(csv_path, header, rows)  # rewritten after each excerpt: always complete
             write_sidecar(csv_path, {**settings, "shift": float(shift), "excerpts": sources})
             save_object_npy(result_dir / error_profile_name(h5_path.stem, shift, stamp), published_error_profile(metrics["notes"]))
             notes.extend(metrics["notes"])
             log.info("%s: %d notes, MAE %.2f", h5_path.name, metrics["n_notes"], metrics["frame_max_error"])
         true, estimate = [n["velocity"] for n in notes], [n["estimate"] for n in notes]
-        summary.append(summary_row(cfg.protocol, f"{cfg.result_name} shift={shift}", true, estimate,
+        summary.append(summary_row(cfg.protocol, f"{stem} shift={shift}", true, estimate,
                                    [n["detected"] for n in notes]))
-        write_plots(result_dir, prefix, true, estimate)
-    write_summary_csv(result_dir / run_test_summary_name(cfg.result_name, cfg.protocol, stamp), summary)
+        write_plots(csv_dir, prefix, true, estimate)
+    write_summary_csv(csv_dir / run_test_summary_name(cfg.result_name, cfg.protocol, stamp), summary)
     print(format_table(summary))
     return summary
 

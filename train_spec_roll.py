@@ -24,6 +24,7 @@ from utils.atomic import atomic_write_bytes
 from utils.checks import check_training_options, exit_on_error
 from utils.training.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
 from utils.data.datasets import build_dataset
+from utils.precision import apply_matmul_precision
 from utils.training.machinery import (
     AtomicCheckpointIO,
     EpochSampler,
@@ -75,6 +76,7 @@ def train(cfg: DictConfig) -> pl.Trainer:
     """Fit (and test) the model of a composed `spec_roll` config; returns the Trainer. main() is its Hydra wrapper."""
     check_training_options(cfg)  # before any run folder is created
     pl.seed_everything(cfg.seed, workers=True)
+    apply_matmul_precision(cfg.get("float32_matmul_precision", "highest"))
     resume_from = _checked_resume_path(cfg)
     train_set = build_dataset(cfg.dataset, "train")
     val_set = build_dataset(cfg.dataset, "val")

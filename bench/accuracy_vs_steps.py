@@ -28,7 +28,7 @@ from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dic
 from utils.evaluation.report import summary_row  # noqa: E402
 from utils.data.smd import list_excerpts  # noqa: E402
 
-FAST_KS = (1, 2, 5, 10, 20, 50)
+FAST_KS = (1, 2, 3, 4, 5, 10, 20, 50)
 
 
 @dataclass(frozen=True)

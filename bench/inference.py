@@ -28,6 +28,7 @@ import torch  # noqa: E402
 from bench.workload import PAPER_STEPS, make_model, network_flops, random_segments  # noqa: E402
 from task.sampling import sample_velocity  # noqa: E402
 from utils import tables  # noqa: E402
+from utils.precision import native_bf16, resolve_precision  # noqa: E402
 
 FAST_KS = (1, 2, 5, 10, 20, 50)
 @dataclass(frozen=True)
@@ -143,8 +144,11 @@ def key_comparison(kind: str, args, device: torch.device) -> list[Row]:
     """The published loop against the `sampling=fast` config, both timed directly (no fit)."""
     model = make_model(kind, device)
     flops = network_flops(model, device)
-    fast_cfg = compose_config("inference", ["sampling=fast"]).task.sampling
-    fast = Setting(f"sampling=fast config, batched x{args.batch}", fast_cfg.type, batch=args.batch, w=float(fast_cfg.w))
+    fast_cfg = compose_config("inference", ["sampling=fast"])
+    precision = resolve_precision(fast_cfg.precision, device)  # bf16 only where native, as run_test.py
+    fast_cfg = fast_cfg.task.sampling
+    fast = Setting(f"sampling=fast config, batched x{args.batch}, {precision}", fast_cfg.type, batch=args.batch,
+                   w=float(fast_cfg.w), precision=precision)
     published = Setting("published loop (2 passes, spectrogram per pass)", "cfdg_ddpm_x0", exact_savings=False)
     n = min(args.steps_to_time, PAPER_STEPS)
     rows = []
@@ -234,7 +238,7 @@ def main(argv=None) -> int:
     kinds = ("full", "small") if args.model == "both" else (args.model,)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
-          f"load {load_text()}")
+          f"load {load_text()}; bf16 native: {'yes' if native_bf16(device)[0] else 'no'} ({native_bf16(device)[1]})")
     peaks_before = machine_peaks(device)
     rows, notes = [], []
     for kind in kinds:

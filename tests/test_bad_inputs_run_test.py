@@ -89,7 +89,7 @@ def test_pairs_are_reused_only_for_the_same_checkpoint_settings_and_h5(config, r
     (first,) = pairs.glob("*_pair_0_*.npy")
     sidecar = json.loads(first.with_suffix(".json").read_text())
     assert sidecar["seed"] == 0 and len(sidecar["checkpoint_sha256"]) == 64 and len(sidecar["h5_sha256"]) == 64
-    (csv_sidecar,) = (tmp_path / "inference").glob("diffvel_paper_shift_0-*.json")
+    (csv_sidecar,) = (tmp_path / "inference" / "diffvel_baseline").glob("diffvel_base_shift_0-*.json")
     assert json.loads(csv_sidecar.read_text())["excerpts"][0]["pair_file"] == str(first)
 
     other = _perturbed_checkpoint(reference_dir, tmp_path / "other.ckpt")

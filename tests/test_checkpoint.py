@@ -97,3 +97,24 @@ def test_our_checkpoint_round_trip_loads_without_allowlist(tmp_path, compose):
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
     assert pickle.loads(pickle.dumps(dict(loaded.hparams))) == dict(model.hparams)
+
+
+def test_config_differences_name_each_key_and_the_value_used(caplog):
+    from utils.training.checkpoint import config_differences, report_config_differences
+
+    used = {"residual_channels": 24, "residual_layers": 6, "kernel_size": 3, "spec_dropout": 0.0}
+    config = {"residual_channels": 512, "residual_layers": 15, "kernel_size": 3, "spec_dropout": 0.1, "extra": 1}
+    differences = config_differences(used, config, "ClassifierFreeDiffRoll", "DiffVelPlus")
+    assert differences == {"model.name": ("ClassifierFreeDiffRoll", "DiffVelPlus"),
+                           "model.args.residual_channels": (512, 24), "model.args.residual_layers": (15, 6),
+                           "model.args.spec_dropout": (0.1, 0.0)}
+    with caplog.at_level("WARNING", logger="utils.training.checkpoint"):
+        report_config_differences("x.ckpt", differences, refuse=False)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith("x.ckpt: the model is built from the checkpoint's hyperparameters")
+    assert "model.name='DiffVelPlus' (config: 'ClassifierFreeDiffRoll')" in message
+    assert "model.args.residual_layers=6 (config: 15)" in message
+    with pytest.raises(CheckpointError, match=r"x.ckpt: .*model.name='DiffVelPlus'.*residual_channels=24"):
+        report_config_differences("x.ckpt", differences, refuse=True)
+    # a key that does not shape the network only warns, even with the check on
+    report_config_differences("x.ckpt", {"model.args.spec_dropout": (0.1, 0.0)}, refuse=True)

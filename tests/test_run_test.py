@@ -9,6 +9,10 @@ import run_test
 from utils.evaluation.pairs import load_pairs
 from utils.synth.corpus import TINY, write_corpus
 
+# the published run_test.py header (DiffVel_CMMR2023), literally
+PUBLISHED_HEADER = ["g_means", "g_stds", "test_h5", "frame_max_error", "std_max_error", "mean_error_correct_detection",
+                    "std_error_correct_detection", "average_precision_score", "f1_score", "precision_score",
+                    "recall_score", "precision_support", "recall_support", "f1_support"]
 MODEL_ARGS = ["model.args.residual_channels=16", "model.args.residual_layers=4", "model.args.kernel_size=9",
               "model.args.spec_dropout=0"]
 
@@ -40,9 +44,14 @@ def test_paper_run_writes_pairs_profiles_and_csv(config, tmp_path, h5_root):
     n_excerpts = len(list(h5_root.glob("*.h5")))
     assert len(list((tmp_path / "pairs").glob("*_pair_0_*.npy"))) == n_excerpts
     assert len(list((tmp_path / "inference").glob("*_0_*.npy"))) == n_excerpts
-    (csv_path,) = (tmp_path / "inference").glob("diffvel_paper_shift_0-*.csv")
+    (csv_path,) = (tmp_path / "inference" / "diffvel_baseline").glob("diffvel_base_shift_0-*.csv")
     rows = list(csv.DictReader(open(csv_path)))
-    assert len(rows) == n_excerpts and rows[0]["frame_precision"] != ""
+    assert list(rows[0]) == PUBLISHED_HEADER
+    assert len(rows) == n_excerpts and rows[0]["precision_support"] != ""
+    stamp = csv_path.stem.split("-", 1)[1]
+    for h5 in h5_root.glob("*.h5"):  # published names: <excerpt>_pair_<shift>_<time>.npy, <excerpt>_<shift>_<time>.npy
+        assert (tmp_path / "pairs" / f"{h5.stem}_pair_0_{stamp}.npy").is_file()
+        assert (tmp_path / "inference" / f"{h5.stem}_0_{stamp}.npy").is_file()
     profile = np.load(next((tmp_path / "inference").glob("*_0_*.npy")), allow_pickle=True)
     assert {"pitch", "duration", "note_error", "ground truth", "estimation", "classification_check"} <= set(profile[0])
     assert summary[0]["notes"] > 0
@@ -77,8 +86,10 @@ def test_corrected_protocol_pairs_carry_notes(config, tmp_path):
     _, targets = load_pairs(pair)
     assert targets[0]["notes"].shape[1] == 4 and targets[0]["velocity_roll"].shape == (1, 640, 88)
     assert targets[0]["score_roll"].shape == (1, 640, 88)
-    (csv_path,) = (tmp_path / "inference").glob("diffvel_corrected_shift_0-*.csv")
+    (csv_path,) = (tmp_path / "inference" / "diffvel_baseline").glob("diffvel_base_corrected_shift_0-*.csv")
     row = next(csv.DictReader(open(csv_path)))
+    assert list(row)[-7:] == ["frame_precision", "frame_recall", "frame_f1", "note_recall", "velocity_precision",
+                              "velocity_recall", "velocity_f1"]
     assert 0 <= float(row["velocity_f1"]) <= 1 and 0 <= float(row["note_recall"]) <= 1
 
 
@@ -94,9 +105,21 @@ def test_shifted_score_changes_the_condition_not_the_truth(config, tmp_path):
         assert not np.allclose(out0[0]["velocity_output"], out5[0]["velocity_output"])
 
 
-def test_checkpoint_that_does_not_fit_the_config_is_refused(config):
-    with pytest.raises(ValueError, match="residual_layers=4 but the config asks for residual_layers=15"):
-        run_test.run(config("model.args.residual_layers=15"))
+def test_checkpoint_architecture_is_used_with_one_warning(config, tmp_path, caplog):
+    """As the published load_from_checkpoint: the config's model.args (15 x 512, k=3) do not matter."""
+    with caplog.at_level(logging.WARNING, logger="utils.training.checkpoint"):
+        run_test.run(config("model.args.residual_layers=15", "model.args.residual_channels=512",
+                            "model.args.kernel_size=3", "model.args.spec_dropout=0.1"))
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "utils.training.checkpoint"]
+    for used in ("model.args.residual_channels=16 (config: 512)", "model.args.residual_layers=4 (config: 15)",
+                 "model.args.kernel_size=9 (config: 3)", "model.args.spec_dropout=0 (config: 0.1)"):
+        assert used in warning
+    assert len(list((tmp_path / "pairs").glob("*_pair_0_*.npy"))) > 0
+
+
+def test_checkpoint_config_check_refuses_a_different_architecture(config):
+    with pytest.raises(ValueError, match=r"differs from the config: model.args.residual_layers=4 \(config: 15\)"):
+        run_test.run(config("model.args.residual_layers=15", "checkpoint_config_check=true"))
 
 
 def test_missing_checkpoint_is_named(config, tmp_path):

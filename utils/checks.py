@@ -116,8 +116,8 @@ def exit_on_error(function: Callable, *args, **kwargs):
 
 def check_inference_options(cfg) -> list:
     """run_test.py's options and output folders, checked before any work; returns the shifts."""
-    from task.sampling import PRECISIONS
     from utils.evaluation.protocols import PROTOCOLS
+    from utils.precision import PRECISION_CHOICES as PRECISIONS
 
     positive_int("batch_segments", cfg.batch_segments)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):

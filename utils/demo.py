@@ -91,7 +91,7 @@ def infer(out: Path, data: Path, model: DemoModel, checkpoint: Path, protocol: s
     ])
     run_command([
         "post_processing_gnoise.py", "--output_dir", str(out / "postprocessing" / model.tag / protocol),
-        "--npy_pair_dir", str(pair_folder(out, model, protocol)), "--protocol", protocol,
+        "--pair_pkl_dir", str(pair_folder(out, model, protocol)), "--protocol", protocol,
     ])
 
 

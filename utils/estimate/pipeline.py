@@ -67,7 +67,8 @@ def segment_generator(seed: int, start: int) -> torch.Generator:
 def sample_rolls(model, waveform: np.ndarray, notes: ScoreNotes, starts: list[int], cfg, desc: str) -> dict:
     """{start frame: velocity roll (640, 88) float32 in [0, 1]} for the given segments."""
     rolls, batch = {}, max(1, int(cfg.batch_segments))
-    sampling = dict(cfg.task.sampling)
+    # the preset's `precision` is the default of run_test.py's precision key; estimate.yaml has its own
+    sampling = {key: value for key, value in cfg.task.sampling.items() if key != "precision"}
     with tqdm(total=len(starts), desc=desc, unit="segment", disable=not cfg.progress, leave=False) as bar:
         for i in range(0, len(starts), batch):
             chunk = starts[i:i + batch]

@@ -3,6 +3,10 @@
 Protocol names; the CSV columns of each script and protocol; the names and folders of pair files
 and result files; the run timestamp. run_test.py, post_processing_gnoise.py, utils/demo.py, the quirk
 ablation and the benchmarks import them from here instead of spelling them out.
+
+The paper protocol writes the published scripts' output names and CSV headers (DiffVel_CMMR2023,
+commit 00c0542), so scripts written against the authors' outputs keep working; the corrected protocol
+keeps the clearer names. README, "Published column names", says what each published column really holds.
 """
 from __future__ import annotations
 
@@ -26,21 +30,34 @@ def check_protocol(protocol: str) -> str:
 # CSV columns
 # ---------------------------------------------------------------------------------------------
 
-# The per-excerpt CSV of run_test.py: the published header, with its three positive-class frame
-# scores (published names precision_support, recall_support, f1_support) given their real names.
-# `frame_max_error` / `std_max_error` keep their published names (users' scripts read them) but hold
-# the MAE and STD of the NOTE velocity errors (|128 x max output over the note - true velocity|).
+# The per-excerpt CSV of run_test.py, clear names: the published header with its three positive-class
+# frame scores (published names precision_support, recall_support, f1_support) given their real names;
+# also the metric keys of each row. `frame_max_error` / `std_max_error` keep their published names
+# (users' scripts read them) but hold the MAE and STD of the NOTE velocity errors
+# (|128 x max output over the note - true velocity|).
 RUN_TEST_COLUMNS = (
     "g_means", "g_stds", "test_h5", "frame_max_error", "std_max_error", "mean_error_correct_detection",
     "std_error_correct_detection", "average_precision_score", "f1_score", "precision_score",
     "recall_score", "frame_precision", "frame_recall", "frame_f1",
 )
+# The published header of that CSV (the paper protocol writes it): the same values, other names.
+RUN_TEST_HEADER = (
+    "g_means", "g_stds", "test_h5", "frame_max_error", "std_max_error", "mean_error_correct_detection",
+    "std_error_correct_detection", "average_precision_score", "f1_score", "precision_score", "recall_score",
+    "precision_support", "recall_support", "f1_support",
+)
 # Both scripts add, under the corrected protocol, the share of detected notes and mir_eval's
 # velocity-aware note scores.
 CORRECTED_COLUMNS = ("note_recall", "velocity_precision", "velocity_recall", "velocity_f1")
-# The per-excerpt CSV of post_processing_gnoise.py and its per-note CSVs.
+# The per-excerpt CSV of post_processing_gnoise.py under the corrected protocol (+ CORRECTED_COLUMNS)...
 POSTPROCESS_COLUMNS = ("test_h5", "frame_max_error", "std_max_error", "mean_error_correct_detection",
                        "std_error_correct_detection", "recall", "frame_recall", "z_score", "n_notes", "protocol")
+# ... and the published header, written under the paper protocol: the first 8 values, other names.
+POSTPROCESS_HEADER = (
+    "test_h5", "frame_max_error", "std_max_error", "mean_error_correct_detection", "std_error_correct_detection",
+    "recall_score", "recall_support", "z_score",
+)
+# Its per-note CSVs.
 NOTE_COLUMNS = ("pitch", "onset_frame", "offset_frame", "velocity_true", "velocity_estimate", "error")
 # The pooled summary CSVs (run_test.py, post_processing_gnoise.py, the demo's summary.csv).
 SUMMARY_COLUMNS = ("protocol", "method", "notes", "MAE", "STD", "recall")
@@ -50,13 +67,18 @@ QUIRKS_COLUMNS = ("shift", "variant", "what changes", "notes", "MAE raw", "STD r
 
 
 def run_test_columns(protocol: str) -> tuple[str, ...]:
-    """The header of run_test.py's per-excerpt CSV under `protocol`."""
+    """The metric keys of a row of run_test.py's per-excerpt CSV under `protocol` (clear names)."""
     return RUN_TEST_COLUMNS + (CORRECTED_COLUMNS if check_protocol(protocol) == CORRECTED else ())
 
 
+def run_test_header(protocol: str) -> tuple[str, ...]:
+    """The header of run_test.py's per-excerpt CSV: the published one in the paper protocol."""
+    return run_test_columns(protocol) if check_protocol(protocol) == CORRECTED else RUN_TEST_HEADER
+
+
 def postprocess_columns(protocol: str) -> tuple[str, ...]:
-    """The header of post_processing_gnoise.py's per-excerpt CSV under `protocol`."""
-    return POSTPROCESS_COLUMNS + (CORRECTED_COLUMNS if check_protocol(protocol) == CORRECTED else ())
+    """The header of post_processing_gnoise.py's per-excerpt CSV: the published one in the paper protocol."""
+    return POSTPROCESS_COLUMNS + CORRECTED_COLUMNS if check_protocol(protocol) == CORRECTED else POSTPROCESS_HEADER
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,9 +140,25 @@ def pair_shift(path: str | os.PathLike) -> str:
 # Result files of run_test.py (under inference_result_path)
 # ---------------------------------------------------------------------------------------------
 
+# <inference_result_path>/diffvel_baseline/diffvel_base_shift_<shift>-<time>.csv (the published script
+# names the folder `model_info` and hard-codes the CSV stem); config keys result_folder, result_name
+RUN_TEST_RESULT_FOLDER = "diffvel_baseline"
+RUN_TEST_CSV_STEM = "diffvel_base"
+
+
+def run_test_result_dir(inference_result_path: str | os.PathLike, result_folder: str) -> Path:
+    """`<inference_result_path>/<result_folder>`: the per-excerpt CSV, its plots and the summary."""
+    return Path(inference_result_path) / result_folder
+
+
+def run_test_stem(result_name: str, protocol: str) -> str:
+    """`<result_name>` (paper, as published) or `<result_name>_corrected`."""
+    return f"{result_name}_{CORRECTED}" if check_protocol(protocol) == CORRECTED else result_name
+
+
 def run_test_prefix(result_name: str, protocol: str, shift, stamp: str) -> str:
-    """`<result_name>_<protocol>_shift_<shift>-<time>`: the per-excerpt CSV and the plots of one shift."""
-    return f"{result_name}_{protocol}_shift_{shift}-{stamp}"
+    """`<stem>_shift_<shift>-<time>`: the per-excerpt CSV and the plots of one shift."""
+    return f"{run_test_stem(result_name, protocol)}_shift_{shift}-{stamp}"
 
 
 def error_profile_name(excerpt: str, shift, stamp: str) -> str:
@@ -129,8 +167,8 @@ def error_profile_name(excerpt: str, shift, stamp: str) -> str:
 
 
 def run_test_summary_name(result_name: str, protocol: str, stamp: str) -> str:
-    """`<result_name>_<protocol>_summary-<time>.csv`: run_test.py's pooled summary."""
-    return f"{result_name}_{protocol}_summary-{stamp}.csv"
+    """`<stem>_summary-<time>.csv`: run_test.py's pooled summary."""
+    return f"{run_test_stem(result_name, protocol)}_summary-{stamp}.csv"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +178,12 @@ def run_test_summary_name(result_name: str, protocol: str, stamp: str) -> str:
 def z_label(z_score: float) -> str:
     """'3' for 3.0, '2.5' for 2.5: z-scores in file names."""
     return f"{z_score:g}"
+
+
+# OUT/outputs/result/diffvel_film-<time>.csv; the folders the published script creates under OUT/outputs
+# (it writes only into `result`)
+POSTPROCESS_CSV_STEM = "diffvel_film"
+POSTPROCESS_FOLDERS = ("pair_pkl", "error_profile", "noise_visualization", "chart", "result", "maestro")
 
 
 def postprocess_result_dir(output_dir: str | os.PathLike) -> Path:

@@ -5,6 +5,7 @@ which torch's default `weights_only=True` loader refuses. We admit exactly those
 nothing else; a file that needs any other global is refused with a clear error.
 """
 import collections
+import logging
 import pickle
 import re
 import typing
@@ -22,8 +23,13 @@ SAFE_GLOBALS = [
     collections.defaultdict, dict, list, int,
 ]
 
+log = logging.getLogger(__name__)
+
 # constructor arguments that fix parameter shapes: a config must agree with the checkpoint on these
 ARCHITECTURE_KEYS = ("residual_channels", "residual_layers", "kernel_size", "n_mels", "dilation_base", "dilation_bound")
+
+# what checkpoint_config_check=true refuses to take from the checkpoint when the config says otherwise
+REFUSABLE_KEYS = frozenset({"model.name", *(f"model.args.{key}" for key in ARCHITECTURE_KEYS)})
 
 
 class CheckpointError(ValueError):
@@ -83,3 +89,38 @@ def check_state_dict(path, model: torch.nn.Module, state_dict: dict) -> None:
                 f"{path}: parameter {key} has shape {tuple(value.shape)} in the checkpoint but "
                 f"{tuple(own[key].shape)} in the model built from the config"
             )
+
+
+def config_differences(hparams: dict, config_args: dict, config_name: str | None = None,
+                       used_name: str | None = None) -> dict:
+    """{key: (config value, value used)} for each `model.args` key the checkpoint sets differently.
+
+    `hparams` are the hyperparameters the model was built with (the checkpoint's); `config_name` and
+    `used_name` compare the variant too (`model.name` against the class the checkpoint selected).
+    """
+    differences = {f"model.args.{key}": (value, hparams[key]) for key, value in config_args.items()
+                   if key in hparams and hparams[key] != value}
+    if config_name is not None and used_name is not None and config_name != used_name:
+        differences = {"model.name": (config_name, used_name), **differences}
+    return differences
+
+
+def _listed(items) -> str:
+    """'key=used (config: wanted), ...' for (key, (wanted, used)) pairs."""
+    return ", ".join(f"{key}={used!r} (config: {wanted!r})" for key, (wanted, used) in items)
+
+
+def report_config_differences(path, differences: dict, refuse: bool) -> None:
+    """One warning naming each differing key and the value used.
+
+    With refuse=True a difference in the variant or in an architecture key (ARCHITECTURE_KEYS) raises
+    a CheckpointError instead; other keys (spec_dropout, ...) change nothing at inference and only warn.
+    """
+    refused = [(k, v) for k, v in differences.items() if refuse and k in REFUSABLE_KEYS]
+    if refused:
+        raise CheckpointError(f"{path}: the checkpoint differs from the config: {_listed(refused)} "
+                              f"(set checkpoint_config_check=false to use the checkpoint's values)")
+    if differences:
+        log.warning("%s: the model is built from the checkpoint's hyperparameters, which differ from the config: "
+                    "%s (checkpoint_config_check=true refuses a different architecture)", path,
+                    _listed(differences.items()))
