@@ -79,8 +79,8 @@ def checked_inputs(args: argparse.Namespace) -> list[Path]:
 def run(args: argparse.Namespace) -> list[dict]:
     """Evaluate every pair file at every z-score, write all outputs, return the summary rows."""
     pair_files = checked_inputs(args)
-    stamp = run_timestamp()
     result_dir = postprocess_result_dir(args.output_dir)
+    stamp = run_timestamp(result_dir, result_dir / "notes")
     chart_dir = postprocess_chart_dir(args.output_dir)
     for folder in POSTPROCESS_FOLDERS:  # as the published create_output_dir
         (Path(args.output_dir) / "outputs" / folder).mkdir(parents=True, exist_ok=True)

@@ -133,11 +133,11 @@ def run(cfg: DictConfig) -> list[dict]:
     result_dir = Path(cfg.inference_result_path)
     pair_dir = protocol_pair_dir(cfg.pair_pkl_dir, cfg.protocol)
     pair_dir.mkdir(parents=True, exist_ok=True)
-    stamp = run_timestamp()
+    csv_dir = run_test_result_dir(cfg.inference_result_path, cfg.result_folder)
+    stamp = run_timestamp(pair_dir, result_dir, csv_dir)
     log.info("%d excerpts, protocol %s, sampler %s, %s on %s", len(h5_files), cfg.protocol,
              dict(cfg.task.sampling), precision, device)
 
-    csv_dir = run_test_result_dir(cfg.inference_result_path, cfg.result_folder)
     columns, header = run_test_columns(cfg.protocol), run_test_header(cfg.protocol)  # metric keys, CSV header
     stem = run_test_stem(cfg.result_name, cfg.protocol)
     summary = []

@@ -22,22 +22,20 @@ import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
 from utils import tables  # noqa: E402
-from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS  # noqa: E402
+from utils.conventions import PAPER_TEST_FPS  # noqa: E402
 from utils.data.smd import list_excerpts  # noqa: E402
-from utils.evaluation.baselines import features_for_notes, fit_baselines  # noqa: E402
+from utils.demo import PAPER_MODEL, baseline_rows, spectrogram_args  # noqa: E402
+from utils.evaluation.baselines import fit_baselines  # noqa: E402
 from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
 from utils.evaluation.metrics import evaluate  # noqa: E402
-from utils.evaluation.protocols import CORRECTED, PAPER, PROTOCOLS  # noqa: E402
+from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
 from utils.evaluation.report import summary_row  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-LABEL_FPS = {PAPER: PAPER_TEST_FPS, CORRECTED: FRAMES_PER_SECOND}
 SAMPLING = {"fast": {"type": "ddim_x0", "steps": 10}, "paper": {"type": "cfdg_ddpm_x0", "steps": None}}
 DEFAULT_SETS = {"demo": REPO / "demo_out" / "data" / "smd_h5", "heldout": REPO / "data" / "heldout" / "smd_h5"}
 PRETRAINED = REPO / "pretrained" / "diffvel_plus.ckpt"
-DEMO_PAPER_MODELS = "demo_out/runs/*/version_*/checkpoints/last.ckpt"
-
-log = logging.getLogger("bench.accuracy")
+DEMO_PAPER_MODELS = f"demo_out/runs/{PAPER_MODEL.tag}/*/version_*/checkpoints/last.ckpt"
 
 
 def default_models() -> dict:
@@ -56,20 +54,6 @@ def model_notes(model, excerpts: dict, protocol: str, sampling: dict) -> dict:
         outputs = estimate_segments(model, segments, name, 0.0, progress=False, **sampling)
         notes[name] = evaluate(*pair_dicts(segments, outputs, protocol), protocol)["notes"]
     return notes
-
-
-def baseline_rows(baselines, excerpts: dict, notes: dict, protocol: str, spec_args: dict, label: str):
-    """Mean and loudness-regression rows on the notes the models were scored on."""
-    features = []
-    for name, segments in excerpts.items():
-        features.extend(features_for_notes(segments, notes[name], spec_args, LABEL_FPS[protocol]))
-    true = [n["velocity"] for excerpt in notes.values() for n in excerpt]
-    return [
-        {**summary_row(protocol, "baseline: training mean", true, baselines.predict_mean(len(true)),
-                       [True] * len(true)), "set": label},
-        {**summary_row(protocol, "baseline: loudness regression", true, baselines.predict_loudness(features),
-                       [True] * len(true)), "set": label},
-    ]
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -117,8 +101,6 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     try:
         models, sets = resolve(args)
-        from utils.demo import spectrogram_args
-
         spec_args = spectrogram_args()
         baselines = fit_baselines(args.baseline_root, spec_args)
         loaded = {name: load_diffvel(path, frame_threshold=0.5).eval() for name, path in models.items()}
@@ -139,7 +121,8 @@ def main(argv=None) -> int:
                              "set": label})
                 print(f"{label} {protocol} {name}: MAE {rows[-1]['MAE']:.2f} ({time.perf_counter() - start:.0f} s)",
                       flush=True)
-            rows += baseline_rows(baselines, excerpts, notes, protocol, spec_args, label)
+            rows += [{**row, "set": label} for row in baseline_rows(baselines, excerpts, list(notes.items()), protocol,
+                                                                            spec_args)[0]]
     emit_table(markdown_table(rows), args.out)
     return 0
 

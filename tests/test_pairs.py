@@ -143,3 +143,17 @@ def test_pair_dir_listing(tmp_path):
     assert excerpt_name("Bach_BWV849-01_001_20090916-SMD_pair_0_2023-05-01.npy") == "Bach_BWV849-01_001_20090916-SMD"
     with pytest.raises(PairFileError, match="not a pair file name"):
         excerpt_name("piece.npy")
+
+
+def test_run_timestamp_is_never_one_already_used_in_the_output_folders(tmp_path):
+    import datetime
+
+    from utils.evaluation.protocols import TIMESTAMP_FORMAT, run_timestamp
+
+    now = datetime.datetime.now()
+    for seconds in range(3):  # the current second and the next two are taken
+        stamp = (now + datetime.timedelta(seconds=seconds)).strftime(TIMESTAMP_FORMAT)
+        (tmp_path / f"piece_pair_0_{stamp}.npy").write_bytes(b"")
+    stamp = run_timestamp(tmp_path, tmp_path / "missing")
+    assert not any(stamp in path.name for path in tmp_path.iterdir())
+    assert datetime.datetime.strptime(stamp, TIMESTAMP_FORMAT) > now.replace(microsecond=0)

@@ -1,10 +1,11 @@
 """The one-command demo (make demo): synthetic corpus -> train -> run_test -> post-processing -> summary.
 
-    python -m utils.demo [--out demo_out] [--train-minutes 14] [--tiny] [--sampling paper|fast]
+    python -m utils.demo [--out demo_out] [--train-steps 1560] [--plus-train-steps 0] [--pretrained] [--tiny]
+                         [--sampling paper|fast]
 
 Every stage runs the project's own command line (printed before it runs) and skips work already
-done, so an interrupted demo resumes. The summary compares DiffVel, before and after the paper's
-noise removal, with two baselines (training-set mean velocity; loudness regression) on the same
+done, so an interrupted demo resumes. The summary compares the paper's DiffVel and DiffVel+, before
+and after the paper's noise removal, with two baselines (training-set mean velocity; loudness regression) on the same
 notes, under both evaluation protocols. Writes OUT/summary.csv, OUT/summary.md and plots in OUT/plots.
 """
 from __future__ import annotations
@@ -95,16 +96,15 @@ def infer(out: Path, data: Path, model: DemoModel, checkpoint: Path, protocol: s
     ])
 
 
-def model_rows(out: Path, data: Path, model: DemoModel, protocol: str) -> tuple[list[dict], list[dict]]:
-    """(summary rows of the model raw and after noise removal, its raw notes with their segments)."""
-    raw, post, segments = [], [], []
+def model_rows(out: Path, model: DemoModel, protocol: str) -> tuple[list[dict], list[tuple[str, list]]]:
+    """(summary rows of the model raw and after noise removal, (excerpt, raw notes) per pair file)."""
+    raw, post, notes_by_pair = [], [], []
     for pair_file in list_pair_files(pair_folder(out, model, protocol)):
         outputs, targets = load_pairs(pair_file)
         notes = evaluate(outputs, targets, protocol)["notes"]
         raw.extend(notes)
         post.extend(postprocess_metrics(outputs, targets, 3.0, protocol)["notes"])
-        excerpt = load_segments(data / "smd_h5" / f"{excerpt_name(pair_file)}.h5", 0, protocol, PAPER_TEST_FPS)
-        segments.append((excerpt, notes))
+        notes_by_pair.append((excerpt_name(pair_file), notes))
     write_plots(out / "plots", f"{protocol}_{model.tag}", [n["velocity"] for n in raw],
                 [n["estimate"] for n in raw])
     rows = [
@@ -113,25 +113,36 @@ def model_rows(out: Path, data: Path, model: DemoModel, protocol: str) -> tuple[
         summary_row(protocol, f"{model.label} + noise removal z=3", [n["velocity"] for n in post],
                     [n["estimate"] for n in post], [n["detected"] for n in post]),
     ]
-    return rows, segments
+    return rows, notes_by_pair
+
+
+def baseline_rows(baselines, excerpts: dict, notes: list, protocol: str, spec_args: dict) -> tuple[list[dict], list]:
+    """(mean and loudness-regression summary rows, loudness estimates) on the notes the models were scored on.
+
+    `excerpts` {name: segments}; `notes` [(name, evaluated notes)] (from the ground truth: the same for every model).
+    """
+    features = [f for name, excerpt_notes in notes
+                for f in features_for_notes(excerpts[name], excerpt_notes, spec_args, LABEL_FPS[protocol])]
+    true = [n["velocity"] for _, excerpt_notes in notes for n in excerpt_notes]
+    loudness = baselines.predict_loudness(features)
+    everything = [True] * len(true)
+    return [
+        summary_row(protocol, "baseline: training mean", true, baselines.predict_mean(len(true)), everything),
+        summary_row(protocol, "baseline: loudness regression", true, loudness, everything),
+    ], loudness
 
 
 def summarise(out: Path, data: Path, protocol: str, models: list[DemoModel], baselines, spec_args: dict) -> list[dict]:
     """Summary rows of one protocol: each model raw and post-processed, and both baselines, on the same notes."""
-    rows, segments = [], []
+    rows, notes = [], []
     for model in models:
-        model_summary, segments = model_rows(out, data, model, protocol)
+        model_summary, notes = model_rows(out, model, protocol)
         rows.extend(model_summary)
-    features = [f for excerpt, notes in segments for f in features_for_notes(excerpt, notes, spec_args,
-                                                                             LABEL_FPS[protocol])]
-    true = [n["velocity"] for _, notes in segments for n in notes]
-    loudness = baselines.predict_loudness(features)
-    write_plots(out / "plots", f"{protocol}_loudness_baseline", true, loudness)
-    everything = [True] * len(true)
-    return rows + [
-        summary_row(protocol, "baseline: training mean", true, baselines.predict_mean(len(true)), everything),
-        summary_row(protocol, "baseline: loudness regression", true, loudness, everything),
-    ]
+    excerpts = {name: load_segments(data / "smd_h5" / f"{name}.h5", 0, protocol, PAPER_TEST_FPS) for name, _ in notes}
+    baseline_summary, loudness = baseline_rows(baselines, excerpts, notes, protocol, spec_args)
+    write_plots(out / "plots", f"{protocol}_loudness_baseline",
+                [n["velocity"] for _, excerpt_notes in notes for n in excerpt_notes], loudness)
+    return rows + baseline_summary
 
 
 def spectrogram_args() -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from pathlib import Path
 
 PAPER = "paper"
@@ -88,9 +89,17 @@ def postprocess_columns(protocol: str) -> tuple[str, ...]:
 TIMESTAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 
 
-def run_timestamp() -> str:
-    """The `<time>` field of every file one run writes (local time, as the paper)."""
-    return datetime.datetime.now().strftime(TIMESTAMP_FORMAT)
+def run_timestamp(*folders) -> str:
+    """The `<time>` field of every file one run writes (local time, as the paper).
+
+    The published format has one-second resolution, so two runs within one second would overwrite each
+    other's files: a stamp already in a file name under `folders` is not reused (the run waits for the next).
+    """
+    while True:
+        stamp = datetime.datetime.now().strftime(TIMESTAMP_FORMAT)
+        if not any(stamp in path.name for folder in map(Path, folders) if folder.is_dir() for path in folder.iterdir()):
+            return stamp
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------------------------
