@@ -22,7 +22,7 @@ from pytorch_lightning.utilities.warnings import PossibleUserWarning
 
 from utils.atomic import atomic_write_bytes
 from utils.checks import check_training_options, exit_on_error
-from utils.training.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint
+from utils.training.checkpoint import SAFE_GLOBALS, check_architecture, load_checkpoint, load_initial_weights
 from utils.data.datasets import build_dataset
 from utils.precision import apply_matmul_precision
 from utils.training.machinery import (
@@ -81,6 +81,9 @@ def train(cfg: DictConfig) -> pl.Trainer:
     train_set = build_dataset(cfg.dataset, "train")
     val_set = build_dataset(cfg.dataset, "val")
     model = build_model(cfg)
+    if cfg.get("init_weights") is not None:
+        load_initial_weights(cfg.init_weights, model, OmegaConf.to_container(cfg.model.args, resolve=True))
+        log.info("weights from %s (fine-tuning: fresh optimizer, step 0)", cfg.init_weights)
 
     train_sampler = EpochSampler(train_set, seed=cfg.seed, shuffle=cfg.dataloader.train.get("shuffle", True))
     train_loader = make_loader(train_set, cfg.dataloader.train, sampler=train_sampler,

@@ -16,10 +16,11 @@ from conftest import REPO_ROOT
     ("learning_rate=nan", "learning_rate=nan: must be a finite number"),
     ("epochs=0", "epochs=0: must be a positive whole number"),
     ("model.args.kernel_size=4", "model.args.kernel_size=4: must be odd"),
+    ("init_weights=a.ckpt ckpt_path=b.ckpt", "init_weights=a.ckpt and ckpt_path=b.ckpt: choose one"),
 ])
 def test_bad_training_options_are_refused(compose, tmp_path, override, match):
     with pytest.raises(OptionError, match=match):
-        check_training_options(compose("spec_roll", [f"log_dir={tmp_path / 'runs'}", override]))
+        check_training_options(compose("spec_roll", [f"log_dir={tmp_path / 'runs'}", *override.split()]))
     assert not (tmp_path / "runs").exists()
 
 

@@ -147,3 +147,6 @@ def check_training_options(cfg) -> None:
     positive_int("epochs", cfg.epochs)
     odd_kernel_size("model.args.kernel_size", cfg.model.args.kernel_size)
     check_output_dir("log_dir", cfg.log_dir)
+    if cfg.get("init_weights") is not None and cfg.get("ckpt_path") is not None:
+        raise OptionError(f"init_weights={cfg.init_weights} and ckpt_path={cfg.ckpt_path}: choose one "
+                          "(ckpt_path resumes a run; init_weights starts a new one from its weights)")

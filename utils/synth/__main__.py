@@ -11,7 +11,7 @@ from utils.synth.render import RENDERERS, RendererUnavailable
 
 # command-line option -> CorpusConfig field
 OPTIONS = {"n_train": int, "n_val": int, "n_test": int, "n_smd": int, "seconds": float, "smd_seconds": float,
-           "seed": int, "gain_db": float, "eq_db": float, "room": float}
+           "seed": int, "gain_db": float, "eq_db": float, "room": float, "free_velocity": float}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,7 @@ class CorpusConfig:
     gain_db: float = 0.0  # per-piece gain within +-gain_db (utils/synth/variety.py)
     eq_db: float = 0.0  # per-piece spectral tilt within +-eq_db
     room: float = 0.0  # per-piece synthetic room, wet mix up to `room`
+    free_velocity: float = 0.0  # fraction of notes whose velocity is drawn independently of the score
 
     def check(self) -> None:
         for name in ("n_train", "n_val", "n_test", "n_smd"):
@@ -78,7 +79,7 @@ class CorpusConfig:
                                  f"(one {SEGMENT_SECONDS} s crop plus a margin)")
         if self.sample_rate not in OUTPUT_FORMATS:
             raise ValueError(f"sample_rate={self.sample_rate}: expected one of {sorted(OUTPUT_FORMATS)}")
-        variety.check_ranges(self.gain_db, self.eq_db, self.room, self.soundfonts)
+        variety.check_ranges(self.gain_db, self.eq_db, self.room, self.soundfonts, self.free_velocity)
 
 
 TINY = CorpusConfig(n_train=2, n_val=1, n_test=1, n_smd=2, seconds=25.0, smd_seconds=25.0)
@@ -127,7 +128,7 @@ def _check_config(out_dir: Path, config: CorpusConfig, renderer_name: str) -> No
     """Refuse to extend a corpus made with other generation settings; record the settings."""
     settings = {key: value for key, value in asdict(config).items() if not key.startswith("n_")}
     settings["soundfonts"] = [str(path) for path in config.soundfonts]
-    for key in ("soundfonts", "gain_db", "eq_db", "room"):  # variety options: recorded only when used
+    for key in ("soundfonts", "gain_db", "eq_db", "room", "free_velocity"):  # variety options: recorded only when used
         if not settings[key]:
             settings.pop(key)
     settings["renderer"] = renderer_name
@@ -170,6 +171,7 @@ def _render_piece(spec: PieceSpec, seconds: float, renderer: _Renderers, channel
     piece = generate_performance(seconds, spec.seed)
     if audio_path.is_file() and midi_path.is_file():
         return piece.title
+    variety.free_velocities(piece.midi, renderer.config.free_velocity, spec.seed)
     audio = renderer.render(spec, piece.midi, seconds, audio_path.name)  # (2, samples)
     with atomic_path(midi_path) as temporary:
         piece.midi.write(str(temporary))

@@ -9,7 +9,12 @@ a gain, a first-order spectral tilt and a short synthetic room, within ranges ke
   pianos 6 dB is about 25 velocity units);
 - tilt within +-`eq_db` dB per decade around 1 kHz (cap 6): microphone placement and piano voicing;
 - room: an exponentially decaying noise tail (RT60 0.2-0.6 s) mixed at up to `room` (cap 0.5) wet.
-All three are off by default, so the default corpus is unchanged.
+- free velocity: a fraction `free_velocity` (cap 1) of the notes get a velocity drawn uniformly from
+  FREE_VELOCITY_RANGE, independent of the score. The generator ties velocity to the score (phrase
+  curves, voices, accents), so a model given the score can learn that prior instead of listening;
+  real performances do not follow it. The audio is rendered from the changed MIDI, so labels and
+  sound agree.
+All four are off by default, so the default corpus is unchanged.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import fftconvolve, lfilter
 
-LIMITS = {"gain_db": 12.0, "eq_db": 6.0, "room": 0.5}
+LIMITS = {"gain_db": 12.0, "eq_db": 6.0, "room": 0.5, "free_velocity": 1.0}
+FREE_VELOCITY_RANGE = (10, 120)  # inclusive; most of MAESTRO's notes lie inside it
 
 
 @dataclass(frozen=True)
@@ -33,9 +39,9 @@ class Variation:
     rt60: float
 
 
-def check_ranges(gain_db: float, eq_db: float, room: float, soundfonts) -> None:
+def check_ranges(gain_db: float, eq_db: float, room: float, soundfonts, free_velocity: float = 0.0) -> None:
     """One-line ValueError for an out-of-range option or a SoundFont that is not a file."""
-    for name, value in (("gain_db", gain_db), ("eq_db", eq_db), ("room", room)):
+    for name, value in (("gain_db", gain_db), ("eq_db", eq_db), ("room", room), ("free_velocity", free_velocity)):
         if not 0 <= value <= LIMITS[name]:
             raise ValueError(f"{name}={value}: must be within 0..{LIMITS[name]:g}")
     for path in soundfonts:
@@ -49,6 +55,22 @@ def draw(seed: int, soundfonts, gain_db: float, eq_db: float, room: float) -> Va
     soundfont = str(soundfonts[rng.integers(len(soundfonts))]) if soundfonts else None
     return Variation(soundfont, float(rng.uniform(-gain_db, gain_db)), float(rng.uniform(-eq_db, eq_db)),
                      float(rng.uniform(0, room)), float(rng.uniform(0.2, 0.6)))
+
+
+def free_velocities(midi, fraction: float, seed: int) -> int:
+    """Give each note of `midi` (pretty_midi), with probability `fraction`, a velocity drawn uniformly
+    from FREE_VELOCITY_RANGE, from the piece's own stream; returns how many notes changed."""
+    if fraction <= 0:
+        return 0
+    rng = np.random.default_rng([seed, 104729])
+    low, high = FREE_VELOCITY_RANGE
+    changed = 0
+    for instrument in midi.instruments:
+        for note in instrument.notes:
+            if rng.random() < fraction:
+                note.velocity = int(rng.integers(low, high + 1))
+                changed += 1
+    return changed
 
 
 def _tilt(audio: np.ndarray, tilt_db: float, sample_rate: int) -> np.ndarray:

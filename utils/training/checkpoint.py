@@ -124,3 +124,14 @@ def report_config_differences(path, differences: dict, refuse: bool) -> None:
         log.warning("%s: the model is built from the checkpoint's hyperparameters, which differ from the config: "
                     "%s (checkpoint_config_check=true refuses a different architecture)", path,
                     _listed(differences.items()))
+
+
+def load_initial_weights(path, model: torch.nn.Module, config_args: dict) -> dict:
+    """Fine-tuning (`init_weights=`): copy the weights of checkpoint `path` into `model` (a fresh optimizer
+    and step 0 follow). The architecture and every parameter must match; returns the checkpoint."""
+    path = Path(path)
+    checkpoint = load_checkpoint(path)
+    check_architecture(path, checkpoint.get("hyper_parameters", {}), config_args)
+    check_state_dict(path, model, checkpoint["state_dict"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return checkpoint
