@@ -17,15 +17,22 @@ from omegaconf import DictConfig
 from utils.conventions import SEGMENT_FRAMES
 from utils.estimate.errors import EstimateError
 from utils.estimate.files import jobs_from_config
+from utils.estimate.loudness import load_fit
 from utils.estimate.model_io import load_model, pick_device
 from utils.estimate.outputs import FileResult, file_line, summary_line
 from utils.estimate.pipeline import run_pair
 from utils.estimate.rules import resolve_rule
 
 log = logging.getLogger("estimate_velocity")
+METHODS = ("diffvel", "loudness")
 
 
 def _check_options(cfg: DictConfig) -> None:
+    if cfg.method not in METHODS:
+        raise EstimateError(f"estimate_velocity: method={cfg.method} must be one of {', '.join(METHODS)}")
+    if cfg.method == "loudness" and cfg.ckpt is not None:
+        raise EstimateError(f"estimate_velocity: ckpt={cfg.ckpt} is for method=diffvel; method=loudness reads "
+                            "loudness_fit")
     if not 1 <= int(cfg.hop_frames) <= SEGMENT_FRAMES:
         raise EstimateError(f"estimate_velocity: hop_frames={cfg.hop_frames} must be in 1..{SEGMENT_FRAMES}")
     try:
@@ -41,7 +48,7 @@ def estimate(cfg: DictConfig) -> list[FileResult]:
     _check_options(cfg)
     jobs = jobs_from_config(cfg)
     torch.manual_seed(cfg.seed)
-    model = load_model(cfg.ckpt, pick_device(str(cfg.device)))
+    model = load_fit(cfg.loudness_fit) if cfg.method == "loudness" else load_model(cfg.ckpt, pick_device(str(cfg.device)))
     results, failures = [], []
     for job in jobs:
         try:

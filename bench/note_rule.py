@@ -24,6 +24,7 @@ from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE  # noqa: E402
 from utils.data.corrected_labels import parse_notes, parse_pedals  # noqa: E402
 from utils.data.smd import INT16_SCALE, SMDFileError, list_excerpts, read_excerpt  # noqa: E402
 from utils.estimate.errors import EstimateError  # noqa: E402
+from utils.estimate.loudness import load_fit  # noqa: E402
 from utils.estimate.model_io import load_model, pick_device  # noqa: E402
 from utils.estimate.pipeline import note_outputs  # noqa: E402
 from utils.estimate.rules import RULES, apply_rule, to_midi_velocity  # noqa: E402
@@ -52,6 +53,13 @@ def rule_rows(outputs: list[np.ndarray], truth: np.ndarray) -> list[dict]:
     return rows
 
 
+def loudness_row(fit, excerpts: dict) -> dict:
+    """The row of method=loudness on the same notes."""
+    estimate = np.concatenate([fit.velocities(waveform, notes.onset) for waveform, notes, _ in excerpts.values()])
+    errors = np.abs(estimate - np.concatenate([truth for _, _, truth in excerpts.values()]))
+    return {"rule": "method=loudness", "notes": len(errors), "MAE": float(errors.mean()), "STD": float(errors.std())}
+
+
 def markdown_table(rows: list[dict]) -> str:
     best = min(r["MAE"] for r in rows)
     return tables.markdown_table(
@@ -65,6 +73,8 @@ def parse_args(argv=None):
     parser.add_argument("--ckpt", type=Path, required=True, help="DiffVel+ (or paper) checkpoint")
     parser.add_argument("--h5-root", type=Path, required=True, help="folder of SMD-style .h5 excerpts")
     parser.add_argument("--override", nargs="*", default=[], help="config/estimate.yaml overrides, e.g. seed=1")
+    parser.add_argument("--loudness-fit", type=Path, help="also score estimate_velocity.py method=loudness with "
+                                                         "this fit (e.g. pretrained/loudness_regression.json)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     return parser.parse_args(argv)
@@ -79,6 +89,7 @@ def main(argv=None) -> int:
         model = load_model(args.ckpt, device)
         files = list_excerpts(args.h5_root)
         excerpts = {p.stem: excerpt_notes(p) for p in files}
+        loudness = load_fit(args.loudness_fit) if args.loudness_fit else None
     except (EstimateError, SMDFileError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -89,7 +100,10 @@ def main(argv=None) -> int:
         outputs += note_outputs(model, waveform, notes, np.arange(len(velocities)), cfg, name)
         truth.append(velocities)
         print(f"{name}: {len(velocities)} notes ({time.perf_counter() - began:.0f} s)", flush=True)
-    emit_table(markdown_table(rule_rows(outputs, np.concatenate(truth))), args.out)
+    rows = rule_rows(outputs, np.concatenate(truth))
+    if loudness is not None:
+        rows.append(loudness_row(loudness, excerpts))
+    emit_table(markdown_table(rows), args.out)
     return 0
 
 

@@ -19,6 +19,7 @@ from utils.estimate.audio import read_audio
 from utils.estimate.checks import alignment_warning, length_warning
 from utils.estimate.errors import EstimateError
 from utils.estimate.files import Job
+from utils.estimate.loudness import LoudnessRegression
 from utils.estimate.midi_io import DRUM_CHANNEL, MidiScore, parse_bytes, read_midi, with_velocities
 from utils.estimate.outputs import ESTIMATED, FileResult, NoteResult, csv_bytes
 from utils.estimate.rules import apply_rule, note_values, to_midi_velocity
@@ -93,7 +94,10 @@ def note_outputs(model, waveform: np.ndarray, notes: ScoreNotes, judged: np.ndar
 
 
 def estimate_notes(model, waveform: np.ndarray, notes: ScoreNotes, judged: np.ndarray, cfg, desc: str) -> np.ndarray:
-    """(J,) MIDI velocities of the notes `judged` under cfg.note_rule."""
+    """(J,) MIDI velocities of the notes `judged`: the network's under cfg.note_rule, or the loudness
+    regression's (method=loudness)."""
+    if isinstance(model, LoudnessRegression):
+        return model.velocities(waveform, notes.onset[judged])
     outputs = note_outputs(model, waveform, notes, judged, cfg, desc)
     return np.array([to_midi_velocity(apply_rule(cfg.note_rule, values)) for values in outputs], dtype=np.int64)
 
