@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 
-from utils.evaluation.pairs import PairFileError, list_pair_files, load_pairs, save_pairs
+from utils.evaluation.pairs import PairFileError, latest_pair_files, list_pair_files, load_pairs, save_pairs
 from utils.evaluation.protocols import excerpt_name
 
 TARGET_KEYS = ("onset_roll", "frame_roll", "velocity_roll", "pedal_frame_roll")
@@ -157,3 +157,11 @@ def test_run_timestamp_is_never_one_already_used_in_the_output_folders(tmp_path)
     stamp = run_timestamp(tmp_path, tmp_path / "missing")
     assert not any(stamp in path.name for path in tmp_path.iterdir())
     assert datetime.datetime.strptime(stamp, TIMESTAMP_FORMAT) > now.replace(microsecond=0)
+
+
+def test_latest_pair_files_keep_the_newest_run_of_each_excerpt_and_shift(tmp_path):
+    names = ["a_pair_0_2026-11-26_23-28-25.npy", "a_pair_0_2026-11-27_01-46-31.npy", "a_pair_0.5_2026-11-26_23-28-25.npy",
+             "b_pair_0_2026-11-26_09-00-00.npy"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in latest_pair_files(tmp_path)] == [names[2], names[1], names[3]]

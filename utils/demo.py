@@ -23,7 +23,7 @@ from utils.evaluation.baselines import features_for_notes, fit_baselines
 from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS
 from utils.evaluation.metrics import evaluate
 from utils.evaluation.excerpts import load_segments
-from utils.evaluation.pairs import list_pair_files, load_pairs
+from utils.evaluation.pairs import latest_pair_files, load_pairs
 from utils.evaluation.postprocess import postprocess_metrics
 from utils.evaluation.protocols import CORRECTED, PAPER, excerpt_name, pair_dir as protocol_pair_dir
 from utils.evaluation.report import format_table, summary_row, write_plots, write_summary_csv
@@ -99,7 +99,7 @@ def infer(out: Path, data: Path, model: DemoModel, checkpoint: Path, protocol: s
 def model_rows(out: Path, model: DemoModel, protocol: str) -> tuple[list[dict], list[tuple[str, list]]]:
     """(summary rows of the model raw and after noise removal, (excerpt, raw notes) per pair file)."""
     raw, post, notes_by_pair = [], [], []
-    for pair_file in list_pair_files(pair_folder(out, model, protocol)):
+    for pair_file in latest_pair_files(pair_folder(out, model, protocol)):
         outputs, targets = load_pairs(pair_file)
         notes = evaluate(outputs, targets, protocol)["notes"]
         raw.extend(notes)

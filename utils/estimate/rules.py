@@ -3,9 +3,9 @@
 The model's velocity roll (640, 88) in [0, 1] holds, for DiffVel+ (absolute targets), velocity / 128
 on every frame of a note's sounding span (onset frame to the pedal-extended release), as in training.
 A rule reduces the output over those frames to one number; 128 x that number, rounded and clipped to
-1..127, is the note's new MIDI velocity. Measured with `python -m bench.note_rule` (docs/estimate.md):
-on the shipped checkpoint max is best (MAE 16.73 against 16.91 mean, 16.96 median, 17.19 head, 17.60
-onset, demo synthetic set); it is also the paper's evaluation rule, so it is DEFAULT_RULE.
+1..127, is the note's new MIDI velocity. Measured with `python -m bench.note_rule` (docs/estimate.md)
+on the shipped checkpoint and the demo's synthetic test set, head is best (MAE 8.15 against 8.51 mean,
+8.59 median, 9.10 max, 9.41 onset), so it is DEFAULT_RULE. The paper's evaluation rule is max.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ RULES = {
     "mean": lambda values: float(np.mean(values)),
     "median": lambda values: float(np.median(values)),
 }
-DEFAULT_RULE = "max"
+DEFAULT_RULE = "head"
 
 
 def note_values(roll: np.ndarray, key: int, first: int, last: int) -> np.ndarray:
