@@ -52,3 +52,17 @@ def test_cli_errors_name_the_missing_or_mismatched_file(tmp_path, capsys):
         load_demo_pairs(tmp_path / "two")
     assert main(["--demo-out", str(tmp_path / "missing")]) == 2
     assert "pair directory not found" in capsys.readouterr().err
+
+
+def test_cli_reads_the_paper_model_folder_of_todays_demo_layout(tmp_path):
+    old = write_demo(tmp_path / "plain", excerpts=("a",))
+    tagged = tmp_path / "tagged"
+    write_demo(tagged / "pairs" / "diffvel_tmp", excerpts=("a",))
+    (tagged / "pairs" / "diffvel_tmp" / "pairs").rename(tagged / "pairs" / "diffvel")
+    (tagged / "pairs" / "diffvel_tmp").rmdir()
+    by_shift = load_demo_pairs(tagged)  # pairs/diffvel/, the default model tag
+    assert [e.name for e in by_shift["0"]] == ["a"]
+    assert len(by_shift["0"][0].pairs[PAPER][0]) == len(old.pairs[PAPER][0])
+    assert main(["--demo-out", str(tagged)]) == 0 and (tagged / "quirks.md").is_file()
+    with pytest.raises(FileNotFoundError, match=r"tagged/pairs: no pair files"):
+        load_demo_pairs(tagged, "diffvel_plus")  # no such model folder: falls back to pairs/, which has none

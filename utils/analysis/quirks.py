@@ -5,10 +5,11 @@ behaviour (and the last one switches all of them: the corrected protocol). Every
 on the notes of the demo's pair files, pooled over all excerpts like the demo's summary.csv:
 notes, MAE and STD of |estimate - true velocity|, raw (run_test) and after the z=3 noise removal.
 
-    python -m utils.analysis.quirks --demo-out DIR [--out DIR/quirks.md]
+    python -m utils.analysis.quirks --demo-out DIR [--model diffvel] [--out DIR/quirks.md]
 
-reads DIR/pairs/*_pair_*.npy (paper pairs), DIR/pairs/corrected/*_pair_*.npy (corrected pairs),
-DIR/data/smd_h5/*.h5 (key-down spans, audio scale) and DIR/runs/*/version_*/checkpoints/last.ckpt
+reads DIR/pairs/<model>/*_pair_*.npy (paper pairs; DIR/pairs/ for demos older than the per-model
+folders), its corrected/*_pair_*.npy (corrected pairs), the newest run of each excerpt,
+DIR/data/smd_h5/*.h5 (key-down spans, audio scale) and DIR/runs/<model>/*/version_*/checkpoints/last.ckpt
 (audio scale), and writes the Markdown report and the same table as CSV (.csv beside it).
 See docs/quirks.md.
 """
@@ -34,6 +35,8 @@ TABLE_COLUMNS = QUIRKS_COLUMNS
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Effect of each published evaluation quirk on the demo's numbers")
     parser.add_argument("--demo-out", type=Path, required=True, help="the demo's output folder")
+    parser.add_argument("--model", default="diffvel", help="the demo model's folder tag under pairs/ and runs/ "
+                        "(default diffvel, the paper's model; older demos without it are read from pairs/, runs/)")
     parser.add_argument("--out", type=Path, default=None, help="Markdown report (default DEMO_OUT/quirks.md); "
                         "the CSV goes beside it with the .csv suffix")
     args = parser.parse_args(argv)
@@ -44,10 +47,11 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(1)
-        by_shift = load_demo_pairs(args.demo_out)
+        by_shift = load_demo_pairs(args.demo_out, args.model)
         tables = {shift: ablation_rows(excerpts) for shift, excerpts in by_shift.items()}
         facts = {shift: measured_facts(excerpts) for shift, excerpts in by_shift.items()}
-        checkpoints = sorted(args.demo_out.glob("runs/*/version_*/checkpoints/last.ckpt"))
+        runs = args.demo_out / "runs" / args.model
+        checkpoints = sorted((runs if runs.is_dir() else args.demo_out / "runs").glob("*/version_*/checkpoints/last.ckpt"))
         first = next(iter(by_shift.values()))[0]
         h5_path = args.demo_out / "data" / "smd_h5" / f"{first.name}.h5"
         audio_scale = audio_scale_effect(checkpoints[-1], h5_path) if checkpoints and h5_path.is_file() else None

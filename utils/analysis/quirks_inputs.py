@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.conventions import PAPER_TEST_FPS, SEGMENT_SECONDS
-from utils.evaluation.pairs import list_pair_files, load_pairs
+from utils.evaluation.pairs import latest_pair_files, load_pairs
 from utils.evaluation.protocols import CORRECTED, PAPER, excerpt_name, pair_dir, pair_shift
 
 
@@ -26,11 +26,14 @@ class ExcerptPairs:
 
 
 def newest_pairs(folder: Path) -> dict[tuple[str, str], Path]:
-    """{(excerpt, shift): newest pair file} of a folder (file names sort by time)."""
-    found = {}
-    for path in list_pair_files(folder):
-        found[(excerpt_name(path), pair_shift(path))] = path
-    return found
+    """{(excerpt, shift): newest pair file} of a folder."""
+    return {(excerpt_name(path), pair_shift(path)): path for path in latest_pair_files(folder)}
+
+
+def demo_pairs_root(demo_out: Path, model_tag: str) -> Path:
+    """DIR/pairs/<model tag> (the demo's layout), or DIR/pairs when that folder does not exist (older demos)."""
+    tagged = Path(demo_out) / "pairs" / model_tag
+    return tagged if tagged.is_dir() else Path(demo_out) / "pairs"
 
 
 def paper_key_down_roll(h5_path: Path, n_segments: int) -> np.ndarray:
@@ -47,16 +50,18 @@ def paper_key_down_roll(h5_path: Path, n_segments: int) -> np.ndarray:
     return np.concatenate(rolls).astype(np.float64)
 
 
-def load_demo_pairs(demo_out: Path) -> dict[str, list[ExcerptPairs]]:
-    """{shift: [ExcerptPairs]} from DIR/pairs and DIR/pairs/corrected (key-down rolls when the .h5 exist)."""
+def load_demo_pairs(demo_out: Path, model_tag: str = "diffvel") -> dict[str, list[ExcerptPairs]]:
+    """{shift: [ExcerptPairs]} from the model's pair folder and its corrected/ folder (see demo_pairs_root;
+    key-down rolls when the .h5 exist)."""
     demo_out = Path(demo_out)
-    paper_files = newest_pairs(pair_dir(demo_out / "pairs", PAPER))
-    corrected_files = newest_pairs(pair_dir(demo_out / "pairs", CORRECTED))
+    root = demo_pairs_root(demo_out, model_tag)
+    paper_files = newest_pairs(pair_dir(root, PAPER))
+    corrected_files = newest_pairs(pair_dir(root, CORRECTED))
     missing = sorted(set(paper_files) ^ set(corrected_files))
     if missing:
         name, shift = missing[0]
         side = CORRECTED if (name, shift) in paper_files else PAPER
-        raise QuirksInputError(f"{demo_out / 'pairs'}: {name} (shift {shift}) has no {side} pair file")
+        raise QuirksInputError(f"{root}: {name} (shift {shift}) has no {side} pair file")
     by_shift: dict[str, list[ExcerptPairs]] = {}
     for (name, shift), paper_path in sorted(paper_files.items()):
         pairs = {PAPER: load_pairs(paper_path), CORRECTED: load_pairs(corrected_files[(name, shift)])}
