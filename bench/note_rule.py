@@ -45,19 +45,20 @@ def excerpt_notes(path: Path) -> tuple[np.ndarray, ScoreNotes, np.ndarray]:
 
 def rule_rows(outputs: list[np.ndarray], truth: np.ndarray) -> list[dict]:
     """One row per rule: notes, MAE, STD of |velocity - truth|."""
-    rows = []
-    for rule in RULES:
-        estimate = np.array([to_midi_velocity(apply_rule(rule, values)) for values in outputs], dtype=np.float64)
-        errors = np.abs(estimate - truth)
-        rows.append({"rule": rule, "notes": len(errors), "MAE": float(errors.mean()), "STD": float(errors.std())})
-    return rows
+    return [error_row(rule, np.array([to_midi_velocity(apply_rule(rule, values)) for values in outputs],
+                                     dtype=np.float64), truth) for rule in RULES]
+
+
+def error_row(label: str, estimate: np.ndarray, truth: np.ndarray) -> dict:
+    """notes, MAE and STD of |estimate - truth| under `label`."""
+    errors = np.abs(estimate - truth)
+    return {"rule": label, "notes": len(errors), "MAE": float(errors.mean()), "STD": float(errors.std())}
 
 
 def loudness_row(fit, excerpts: dict) -> dict:
     """The row of method=loudness on the same notes."""
     estimate = np.concatenate([fit.velocities(waveform, notes.onset) for waveform, notes, _ in excerpts.values()])
-    errors = np.abs(estimate - np.concatenate([truth for _, _, truth in excerpts.values()]))
-    return {"rule": "method=loudness", "notes": len(errors), "MAE": float(errors.mean()), "STD": float(errors.std())}
+    return error_row("method=loudness", estimate, np.concatenate([truth for _, _, truth in excerpts.values()]))
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from utils.analysis.quirks_facts import audio_scale_effect, measured_facts
-from utils.analysis.quirks_inputs import QuirksInputError, load_demo_pairs
+from utils.analysis.quirks_inputs import QuirksInputError, demo_model_dir, load_demo_pairs
 from utils.analysis.quirks_report import report_markdown
 from utils.analysis.quirks_variants import ablation_rows
 from utils.atomic import atomic_write_bytes
@@ -50,8 +50,7 @@ def main(argv=None) -> int:
         by_shift = load_demo_pairs(args.demo_out, args.model)
         tables = {shift: ablation_rows(excerpts) for shift, excerpts in by_shift.items()}
         facts = {shift: measured_facts(excerpts) for shift, excerpts in by_shift.items()}
-        runs = args.demo_out / "runs" / args.model
-        checkpoints = sorted((runs if runs.is_dir() else args.demo_out / "runs").glob("*/version_*/checkpoints/last.ckpt"))
+        checkpoints = sorted(demo_model_dir(args.demo_out, "runs", args.model).glob("*/version_*/checkpoints/last.ckpt"))
         first = next(iter(by_shift.values()))[0]
         h5_path = args.demo_out / "data" / "smd_h5" / f"{first.name}.h5"
         audio_scale = audio_scale_effect(checkpoints[-1], h5_path) if checkpoints and h5_path.is_file() else None

@@ -30,10 +30,11 @@ def newest_pairs(folder: Path) -> dict[tuple[str, str], Path]:
     return {(excerpt_name(path), pair_shift(path)): path for path in latest_pair_files(folder)}
 
 
-def demo_pairs_root(demo_out: Path, model_tag: str) -> Path:
-    """DIR/pairs/<model tag> (the demo's layout), or DIR/pairs when that folder does not exist (older demos)."""
-    tagged = Path(demo_out) / "pairs" / model_tag
-    return tagged if tagged.is_dir() else Path(demo_out) / "pairs"
+def demo_model_dir(demo_out: Path, folder: str, model_tag: str) -> Path:
+    """DIR/<folder>/<model tag> (the demo's layout, folder pairs or runs), or DIR/<folder> when that
+    does not exist (demos older than the per-model folders)."""
+    tagged = Path(demo_out) / folder / model_tag
+    return tagged if tagged.is_dir() else Path(demo_out) / folder
 
 
 def paper_key_down_roll(h5_path: Path, n_segments: int) -> np.ndarray:
@@ -51,10 +52,10 @@ def paper_key_down_roll(h5_path: Path, n_segments: int) -> np.ndarray:
 
 
 def load_demo_pairs(demo_out: Path, model_tag: str = "diffvel") -> dict[str, list[ExcerptPairs]]:
-    """{shift: [ExcerptPairs]} from the model's pair folder and its corrected/ folder (see demo_pairs_root;
+    """{shift: [ExcerptPairs]} from the model's pair folder and its corrected/ folder (see demo_model_dir;
     key-down rolls when the .h5 exist)."""
     demo_out = Path(demo_out)
-    root = demo_pairs_root(demo_out, model_tag)
+    root = demo_model_dir(demo_out, "pairs", model_tag)
     paper_files = newest_pairs(pair_dir(root, PAPER))
     corrected_files = newest_pairs(pair_dir(root, CORRECTED))
     missing = sorted(set(paper_files) ^ set(corrected_files))

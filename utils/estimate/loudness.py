@@ -21,7 +21,7 @@ import numpy as np
 from utils.atomic import atomic_write_bytes
 from utils.conventions import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
 from utils.estimate.errors import EstimateError
-from utils.evaluation.baselines import MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN, FrameLogEnergy, onset_features
+from utils.evaluation.baselines import FrameLogEnergy, loudness_velocity, onset_features
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FIT = REPO_ROOT / "pretrained" / "loudness_regression.json"
@@ -42,8 +42,7 @@ class LoudnessRegression:
         """(N,) MIDI velocities 1..127 of the notes starting at `onsets` (seconds) in `waveform` (16 kHz)."""
         energy = FrameLogEnergy(self.spec_args)(waveform)  # (T,)
         features = onset_features(energy, np.round(np.asarray(onsets) * FRAMES_PER_SECOND))
-        values = np.clip(self.slope * features + self.intercept, MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX)
-        return np.rint(values).astype(np.int64)
+        return np.rint(loudness_velocity(features, self.slope, self.intercept)).astype(np.int64)
 
 
 def load_fit(path=None) -> LoudnessRegression:

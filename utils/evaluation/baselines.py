@@ -48,6 +48,11 @@ def onset_features(log_energy: np.ndarray, onset_frames) -> np.ndarray:
     return np.array([log_energy[s:min(s + ONSET_FRAMES, last + 1)].mean() for s in starts])
 
 
+def loudness_velocity(features, slope: float, intercept: float) -> np.ndarray:
+    """The loudness regression: slope x onset log-energy + intercept, clipped to MIDI velocity 1..127."""
+    return np.clip(slope * np.asarray(features) + intercept, MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX)
+
+
 @dataclass
 class VelocityBaselines:
     """Fitted baseline parameters (MIDI velocity units)."""
@@ -61,7 +66,7 @@ class VelocityBaselines:
         return np.full(n_notes, self.mean_velocity)
 
     def predict_loudness(self, features) -> np.ndarray:
-        return np.clip(self.slope * np.asarray(features) + self.intercept, MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX)
+        return loudness_velocity(features, self.slope, self.intercept)
 
 
 def fit_baselines(maestro_root, spec_args: dict, split: str = "train") -> VelocityBaselines:

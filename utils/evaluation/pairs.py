@@ -22,7 +22,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from utils.atomic import atomic_path
-from utils.evaluation.protocols import PAIR_MARKER, PAIR_SUFFIX, excerpt_name, is_pair_file_name, pair_shift
+from utils.evaluation.protocols import PAIR_MARKER, PAIR_SUFFIX, excerpt_name, is_pair_file_name, pair_run_time, pair_shift
 
 logger = logging.getLogger(__name__)
 
@@ -197,14 +197,9 @@ def latest_pair_files(pair_dir: str | os.PathLike) -> list[Path]:
     newest: dict[tuple[str, str], Path] = {}
     for path in list_pair_files(pair_dir):
         key = (excerpt_name(path), pair_shift(path))
-        if key not in newest or _run_time(path) > _run_time(newest[key]):
+        if key not in newest or pair_run_time(path) > pair_run_time(newest[key]):
             newest[key] = path
     return sorted(newest.values())
-
-
-def _run_time(path: Path) -> str:
-    """The `<time>` of `<excerpt>_pair_<shift>_<time>.npy` (TIMESTAMP_FORMAT sorts in time order)."""
-    return path.name.split(PAIR_MARKER, 1)[1].split("_", 1)[1]
 
 
 def check_finite(path: str | os.PathLike, output_dict_list: list[dict]) -> None:

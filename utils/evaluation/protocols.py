@@ -145,6 +145,11 @@ def pair_shift(path: str | os.PathLike) -> str:
     return Path(path).name.split(PAIR_MARKER, 1)[1].split("_")[0]
 
 
+def pair_run_time(path: str | os.PathLike) -> str:
+    """The `<time>` field of `<excerpt>_pair_<shift>_<time>.npy` (TIMESTAMP_FORMAT sorts in time order)."""
+    return Path(path).name.split(PAIR_MARKER, 1)[1].split("_", 1)[1]
+
+
 # ---------------------------------------------------------------------------------------------
 # Result files of run_test.py (under inference_result_path)
 # ---------------------------------------------------------------------------------------------
