@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-rate", type=int, choices=sorted(OUTPUT_FORMATS), default=defaults.sample_rate,
                         help="44100 writes stereo (like MAESTRO), 16000 writes mono (the model's rate)")
     parser.add_argument("--soundfont", action="append", default=[], dest="soundfonts",
-                        help="draw each piece's SoundFont from these (repeat the option; FluidSynth)")
+                        help="draw each piece's SoundFont from these (repeat the option): .sf2/.sf3 files render with "
+                             "FluidSynth, .cfg files (e.g. /etc/timidity/freepats.cfg) with TiMidity++")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 

@@ -33,6 +33,7 @@ from utils.conventions import SEGMENT_SECONDS
 from utils.synth.performance import generate_performance
 from utils.synth import variety
 from utils.synth.render import Renderer, make_renderer, to_output_channels
+from utils.synth.timidity import TimidityRenderer, is_timidity_config
 
 logger = logging.getLogger(__name__)
 
@@ -146,21 +147,24 @@ def _check_config(out_dir: Path, config: CorpusConfig, renderer_name: str) -> No
     _write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
+def _voice_renderer(path: str, sample_rate: int) -> Renderer:
+    if is_timidity_config(path):
+        return TimidityRenderer(sample_rate, path)
+    return make_renderer("fluidsynth", sample_rate, path)
+
+
 class _Renderers:
-    """The corpus renderer, plus one FluidSynth renderer per extra SoundFont (made on first use)."""
+    """The corpus renderer, plus one renderer per extra SoundFont, all made before any piece is rendered
+    so that a missing program fails first: FluidSynth for a SoundFont, TiMidity++ for a ``.cfg`` file."""
 
     def __init__(self, default: Renderer, config: CorpusConfig):
-        self.default, self.config, self.by_soundfont = default, config, {}
+        self.default, self.config = default, config
+        self.by_soundfont = {str(path): _voice_renderer(str(path), config.sample_rate) for path in config.soundfonts}
 
     def render(self, spec: PieceSpec, midi, seconds: float, label: str):
         config = self.config
         variation = variety.draw(spec.seed, config.soundfonts, config.gain_db, config.eq_db, config.room)
-        renderer = self.default
-        if variation.soundfont is not None:
-            if variation.soundfont not in self.by_soundfont:
-                self.by_soundfont[variation.soundfont] = make_renderer("fluidsynth", config.sample_rate,
-                                                                       variation.soundfont)
-            renderer = self.by_soundfont[variation.soundfont]
+        renderer = self.default if variation.soundfont is None else self.by_soundfont[variation.soundfont]
         audio = renderer.render(midi, duration=seconds, label=label)  # (2, samples)
         return variety.apply(audio, variation, spec.seed, config.sample_rate)
 
@@ -208,8 +212,8 @@ def write_corpus(out_dir: str | os.PathLike, config: CorpusConfig = CorpusConfig
     renderer = renderer or make_renderer(config.renderer, config.sample_rate)
     if renderer.sample_rate != config.sample_rate:
         raise ValueError(f"renderer rate {renderer.sample_rate} Hz differs from sample_rate={config.sample_rate}")
-    _check_config(out_dir, config, renderer.name)
     renderers = _Renderers(renderer, config)
+    _check_config(out_dir, config, renderer.name)
     channels = OUTPUT_FORMATS[config.sample_rate]
     dataset_dir = out_dir / MAESTRO_FOLDER
     source_dir = out_dir / SMD_SOURCE_FOLDER
