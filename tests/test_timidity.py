@@ -11,6 +11,7 @@ import soundfile
 from utils.synth import corpus as corpus_module
 from utils.synth import timidity
 from utils.synth.corpus import CorpusConfig, write_corpus
+from utils.synth.loudness import main as loudness_main
 from utils.synth.loudness import measure_grid, non_monotonic
 from utils.synth.render import AdditiveRenderer, RendererUnavailable
 
@@ -92,3 +93,12 @@ def test_a_piano_rendered_silent_is_an_error(freepats, tmp_path):
     muted.write_text("dir /usr/share/midi/freepats\nbank 0\n0 Tone_000/000_Acoustic_Grand_Piano.pat amp=0\n")
     with pytest.raises(RendererUnavailable, match=r"muted\.cfg: timidity rendered silence for probe"):
         timidity.TimidityRenderer(RATE, muted).render(_one_note(0.1), duration=1.0, label="probe")
+
+
+def test_loudness_check_of_one_voice(freepats, capsys, tmp_path):
+    code = loudness_main(["--soundfont", str(FREEPATS), "--sample-rate", str(RATE), "--pitches", "60",
+                          "--velocities", "20", "60", "100"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"Renderer: timidity ({FREEPATS})" in out and "with velocity: yes" in out
+    assert loudness_main(["--soundfont", str(tmp_path / "none.cfg")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.cfg'}: TiMidity++ configuration not found"

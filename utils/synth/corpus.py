@@ -33,7 +33,7 @@ from utils.conventions import SEGMENT_SECONDS
 from utils.synth.performance import generate_performance
 from utils.synth import variety
 from utils.synth.render import Renderer, make_renderer, to_output_channels
-from utils.synth.timidity import TimidityRenderer, is_timidity_config
+from utils.synth.timidity import voice_renderer
 
 logger = logging.getLogger(__name__)
 
@@ -147,19 +147,13 @@ def _check_config(out_dir: Path, config: CorpusConfig, renderer_name: str) -> No
     _write_text(path, json.dumps(settings, indent=2) + "\n")
 
 
-def _voice_renderer(path: str, sample_rate: int) -> Renderer:
-    if is_timidity_config(path):
-        return TimidityRenderer(sample_rate, path)
-    return make_renderer("fluidsynth", sample_rate, path)
-
-
 class _Renderers:
     """The corpus renderer, plus one renderer per extra SoundFont, all made before any piece is rendered
     so that a missing program fails first: FluidSynth for a SoundFont, TiMidity++ for a ``.cfg`` file."""
 
     def __init__(self, default: Renderer, config: CorpusConfig):
         self.default, self.config = default, config
-        self.by_soundfont = {str(path): _voice_renderer(str(path), config.sample_rate) for path in config.soundfonts}
+        self.by_soundfont = {str(path): voice_renderer(str(path), config.sample_rate) for path in config.soundfonts}
 
     def render(self, spec: PieceSpec, midi, seconds: float, label: str):
         config = self.config

@@ -6,6 +6,7 @@ loudness rises strictly with velocity for every pitch.
 
     python -m utils.synth.loudness --renderer fluidsynth
     python -m utils.synth.loudness --renderer additive
+    python -m utils.synth.loudness --soundfont /etc/timidity/freepats.cfg   # one corpus voice
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import numpy as np
 import pretty_midi
 
 from utils import tables
-from utils.synth.render import RENDERERS, Renderer, make_renderer
+from utils.synth.render import RENDERERS, Renderer, RendererUnavailable, make_renderer
+from utils.synth.timidity import voice_renderer
 
 DEFAULT_VELOCITIES = tuple(range(8, 128, 8)) + (127,)
 DEFAULT_PITCHES = (36, 60, 84)
@@ -106,10 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--pitches", type=int, nargs="+", default=list(DEFAULT_PITCHES))
     parser.add_argument("--velocities", type=int, nargs="+", default=list(DEFAULT_VELOCITIES))
+    parser.add_argument("--soundfont", help="one corpus voice instead of --renderer: a SoundFont (FluidSynth) "
+                                            "or a TiMidity++ .cfg")
     args = parser.parse_args(argv)
-    renderer = make_renderer(args.renderer, args.sample_rate)
+    try:
+        renderer = (voice_renderer(args.soundfont, args.sample_rate) if args.soundfont
+                    else make_renderer(args.renderer, args.sample_rate))
+    except RendererUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     measures = measure_grid(renderer, args.velocities, args.pitches)
-    print(f"Renderer: {renderer.name}, {args.sample_rate} Hz, first {WINDOW_SECONDS * 1000:.0f} ms of each note\n")
+    voice = f" ({args.soundfont})" if args.soundfont else ""
+    print(f"Renderer: {renderer.name}{voice}, {args.sample_rate} Hz, first {WINDOW_SECONDS * 1000:.0f} ms of each note\n")
     print(markdown_table(measures))
     problems = non_monotonic(measures)
     print("\nLoudness rises monotonically with velocity: " + ("yes" if not problems else "NO"))

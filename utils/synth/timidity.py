@@ -21,7 +21,7 @@ import numpy as np
 import pretty_midi
 import soundfile
 
-from utils.synth.render import RELEASE_TAIL_SECONDS, RendererUnavailable, _warn_if_clipped
+from utils.synth.render import RELEASE_TAIL_SECONDS, Renderer, RendererUnavailable, _warn_if_clipped, make_renderer
 
 CONFIG_SUFFIX = ".cfg"
 TIMIDITY_VOLUME = 70  # percent (TiMidity++'s default -A), fixed for every file
@@ -33,6 +33,13 @@ _MISSING_PATCH = "Couldn't load instrument"
 
 def is_timidity_config(path: str | Path) -> bool:
     return Path(path).suffix == CONFIG_SUFFIX
+
+
+def voice_renderer(path: str | Path, sample_rate: int) -> Renderer:
+    """The renderer of one piano voice: TiMidity++ for a ``.cfg`` file, FluidSynth for a SoundFont."""
+    if is_timidity_config(path):
+        return TimidityRenderer(sample_rate, path)
+    return make_renderer("fluidsynth", sample_rate, path)
 
 
 def _first_error(result: subprocess.CompletedProcess) -> str:
