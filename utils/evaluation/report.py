@@ -170,3 +170,18 @@ def write_plots(out_dir: str | os.PathLike, prefix: str, true_velocities, estima
         "error_by_velocity": plot_error_by_velocity(
             true_velocities, estimated_velocities, out_dir / f"{prefix}_error_by_velocity.png"),
     }
+
+
+def mae_against_steps_plot(rows: list[dict], path, title: str = "Velocity MAE against training steps") -> Path:
+    """One line of MAE against step per set (rows with a step), its baselines (rows without) dashed."""
+    figure, axes = _new_axes(title)
+    for index, label in enumerate(dict.fromkeys(row["set"] for row in rows)):
+        color = f"C{index}"
+        curve = sorted((row["step"], row["MAE"]) for row in rows if row["set"] == label and row["step"] is not None)
+        axes.plot(*zip(*curve), marker="o", color=color, label=label)
+        for row, style in zip((r for r in rows if r["set"] == label and r["step"] is None), ("--", ":")):
+            axes.axhline(row["MAE"], linestyle=style, color=color, linewidth=1, label=f"{label}: {row['method']}")
+    axes.set_xlabel("training step")
+    axes.set_ylabel("MAE (MIDI velocity)")
+    axes.legend(fontsize=7)
+    return _save_figure(figure, path)
