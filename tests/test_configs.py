@@ -95,3 +95,12 @@ def test_loader_without_workers_drops_worker_options(compose):
     cfg = compose("spec_roll", ["dataloader.train.num_workers=0"])
     loader = make_loader(list(range(8)), cfg.dataloader.train)
     assert loader.num_workers == 0 and loader.batch_size == 16
+
+
+def test_four_voice_fine_tuning_experiment_extends_the_cpu_recipe(compose):
+    voices, cpu = compose("spec_roll", ["experiment=plus_voices"]), compose("spec_roll", ["experiment=plus_cpu"])
+    assert voices.model == cpu.model and voices.model.name == "DiffVelPlus"  # same network, so init_weights fits
+    assert voices.dataloader == cpu.dataloader and voices.gpus == 0
+    assert (voices.data_root, voices.learning_rate, voices.val_freq) == ("data/synth_voices_big", 1e-4, 4)
+    assert voices.dataset.train.crops_per_epoch == 1 and voices.trainer.limit_val_batches == 4
+    assert voices.trainer.max_time == "00:01:14:00" and cpu.trainer.max_time is None
