@@ -16,15 +16,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 # FluidSynth and the MuseScore General SoundFont for the synthetic corpus; TiMidity++, freepats and the
 # csound SoundFont for the extra piano voices of the DiffVel+ training corpus (utils/synth/timidity.py).
 # Best effort: without root (or without apt) the corpus generator falls back, with a warning, to a
-# pip-only renderer, and the extra voices' tests are skipped.
+# pip-only renderer, and the extra voices' tests are skipped. No recommends: timidity's would pull in
+# FluidR3_GM (148 MB), the held-out set's SoundFont, which no training corpus may use.
 SYSTEM_PACKAGES := libfluidsynth3 musescore-general-soundfont-small timidity freepats csound-soundfont
 system-deps:
 	@if [ -f /usr/share/sounds/sf3/MuseScore_General.sf3 ] && ldconfig -p 2>/dev/null | grep -q libfluidsynth \
 		&& command -v timidity >/dev/null && [ -f /etc/timidity/freepats.cfg ] && [ -f /usr/share/sounds/sf2/sf_GMbank.sf2 ]; then \
 		echo "FluidSynth, MuseScore General, TiMidity++, freepats and the csound SoundFont already installed"; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
-		(apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
-		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1)) \
+		(apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null 2>&1)) \
 		|| echo "warning: could not install $(SYSTEM_PACKAGES); using the fallback renderer"; \
 	else \
 		echo "warning: no root/apt: the synthetic corpus will use the fallback renderer"; \
