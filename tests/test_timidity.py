@@ -102,3 +102,14 @@ def test_loudness_check_of_one_voice(freepats, capsys, tmp_path):
     assert code == 0 and f"Renderer: timidity ({FREEPATS})" in out and "with velocity: yes" in out
     assert loudness_main(["--soundfont", str(tmp_path / "none.cfg")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.cfg'}: TiMidity++ configuration not found"
+
+
+def test_a_hung_timidity_is_a_one_line_error(freepats, monkeypatch, tmp_path):
+    hung = tmp_path / "timidity"
+    hung.write_text("#!/bin/sh\nsleep 30\n")
+    hung.chmod(0o755)
+    renderer = timidity.TimidityRenderer(RATE, FREEPATS)
+    monkeypatch.setattr(renderer, "program", str(hung))
+    monkeypatch.setattr(timidity, "TIMEOUT_SECONDS", 0.5)
+    with pytest.raises(RendererUnavailable, match=r"freepats\.cfg: timidity did not finish probe within 0.5 s"):
+        renderer.render(_one_note(0.1), duration=1.0, label="probe")

@@ -27,6 +27,7 @@ CONFIG_SUFFIX = ".cfg"
 TIMIDITY_VOLUME = 70  # percent (TiMidity++'s default -A), fixed for every file
 TIMIDITY_FLAGS = ("-Ow1S", "--preserve-silence", "--no-polyphony-reduction", "-EFreverb=d", "-EFchorus=d",
                   "-p", "256")  # 16-bit signed stereo WAV, no effects
+TIMEOUT_SECONDS = 600  # per file; a 60 s piece renders in well under a second
 SILENCE_PEAK = 2 ** -12  # a rendered file with notes whose peak stays below this is an error
 _MISSING_PATCH = "Couldn't load instrument"
 
@@ -72,7 +73,11 @@ class TimidityRenderer:
             midi.write(str(midi_path))
             command = [self.program, "-c", str(self.config), *TIMIDITY_FLAGS, "-A", str(TIMIDITY_VOLUME),
                        "-s", str(self.sample_rate), "-o", str(wav_path), str(midi_path)]
-            result = subprocess.run(command, capture_output=True, text=True)
+            try:
+                result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                raise RendererUnavailable(f"{self.config}: timidity did not finish {label} "
+                                          f"within {TIMEOUT_SECONDS} s") from None
             if result.returncode != 0 or not wav_path.is_file() or _MISSING_PATCH in result.stdout + result.stderr:
                 raise RendererUnavailable(f"{self.config}: timidity failed on {label} ({_first_error(result)})")
             data, rate = soundfile.read(str(wav_path), dtype="float32", always_2d=True)  # (samples, channels)
