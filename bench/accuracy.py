@@ -83,16 +83,35 @@ def resolve(args):
     models = dict(item.split("=", 1) for item in args.model) if args.model else default_models()
     if not models:
         raise FileNotFoundError(f"no model: {PRETRAINED} is missing and no --model given")
+    for path in map(Path, models.values()):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found")
+    return {name: Path(path) for name, path in models.items()}, resolve_sets(args.sets)
+
+
+def resolve_sets(items: list[str]) -> dict:
+    """{name: folder} of --sets items (demo, heldout, or NAME=folder); ValueError/FileNotFoundError in one line."""
     sets = {}
-    for item in args.sets:
+    for item in items:
         name, _, folder = item.partition("=")
         if not folder and name not in DEFAULT_SETS:
             raise ValueError(f"--sets {item}: unknown set (give NAME=folder)")
         sets[name] = Path(folder) if folder else DEFAULT_SETS[name]
-    for path in [*map(Path, models.values()), *sets.values()]:
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: not found")
-    return {name: Path(path) for name, path in models.items()}, sets
+        if not sets[name].is_dir():
+            raise FileNotFoundError(f"{sets[name]}: not found")
+    return sets
+
+
+def load_set(folder: Path, protocol: str) -> dict:
+    """{excerpt: segments} of every .h5 excerpt in `folder`, as run_test.py reads them (no shift)."""
+    return {p.stem: load_segments(p, 0.0, protocol, PAPER_TEST_FPS) for p in list_excerpts(folder)}
+
+
+def notes_summary(protocol: str, method: str, notes: dict) -> dict:
+    """The summary row (utils.evaluation.report.summary_row) of one model's {excerpt: evaluated notes}."""
+    flat = [n for excerpt in notes.values() for n in excerpt]
+    return summary_row(protocol, method, [n["velocity"] for n in flat], [n["estimate"] for n in flat],
+                       [n["detected"] for n in flat])
 
 
 def main(argv=None) -> int:
@@ -110,15 +129,12 @@ def main(argv=None) -> int:
     rows = []
     for label, folder in sets.items():
         for protocol in args.protocols:
-            excerpts = {p.stem: load_segments(p, 0.0, protocol, PAPER_TEST_FPS) for p in list_excerpts(folder)}
+            excerpts = load_set(folder, protocol)
             notes = None
             for name, model in loaded.items():
                 start = time.perf_counter()
                 notes = model_notes(model, excerpts, protocol, SAMPLING[args.sampling])
-                flat = [n for excerpt in notes.values() for n in excerpt]
-                rows.append({**summary_row(protocol, name, [n["velocity"] for n in flat],
-                                           [n["estimate"] for n in flat], [n["detected"] for n in flat]),
-                             "set": label})
+                rows.append({**notes_summary(protocol, name, notes), "set": label})
                 print(f"{label} {protocol} {name}: MAE {rows[-1]['MAE']:.2f} ({time.perf_counter() - start:.0f} s)",
                       flush=True)
             rows += [{**row, "set": label} for row in baseline_rows(baselines, excerpts, list(notes.items()), protocol,

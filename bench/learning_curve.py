@@ -19,16 +19,13 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from bench.accuracy import DEFAULT_SETS, SAMPLING, model_notes  # noqa: E402
+from bench.accuracy import DEFAULT_SETS, SAMPLING, load_set, model_notes, notes_summary, resolve_sets  # noqa: E402
 from model.diffvel import load_diffvel  # noqa: E402
 from utils import tables  # noqa: E402
-from utils.conventions import PAPER_TEST_FPS  # noqa: E402
-from utils.data.smd import list_excerpts  # noqa: E402
 from utils.demo import baseline_rows, spectrogram_args  # noqa: E402
 from utils.evaluation.baselines import fit_baselines  # noqa: E402
-from utils.evaluation.excerpts import load_segments  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
-from utils.evaluation.report import mae_against_steps_plot, summary_row  # noqa: E402
+from utils.evaluation.report import mae_against_steps_plot  # noqa: E402
 from utils.training.checkpoint import load_checkpoint  # noqa: E402
 
 
@@ -55,34 +52,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def resolve_sets(items: list[str]) -> dict:
-    sets = {}
-    for item in items:
-        name, _, folder = item.partition("=")
-        if not folder and name not in DEFAULT_SETS:
-            raise ValueError(f"--sets {item}: unknown set (give NAME=folder)")
-        sets[name] = Path(folder) if folder else DEFAULT_SETS[name]
-        if not sets[name].is_dir():
-            raise FileNotFoundError(f"{sets[name]}: not found")
-    return sets
-
-
 def curve_rows(steps: dict, sets: dict, protocol: str, sampling: dict, baselines, spec_args: dict) -> list[dict]:
     """[{step, set, method, MAE, notes}] for every checkpoint ({step: path}) and both baselines per set."""
-    rows = []
-    for label, folder in sets.items():
-        excerpts = {p.stem: load_segments(p, 0.0, protocol, PAPER_TEST_FPS) for p in list_excerpts(folder)}
-        notes = None
-        for step, path in sorted(steps.items()):
-            notes = model_notes(load_diffvel(path, frame_threshold=0.5).eval(), excerpts, protocol, sampling)
-            flat = [n for excerpt in notes.values() for n in excerpt]
-            row = summary_row(protocol, "model", [n["velocity"] for n in flat], [n["estimate"] for n in flat],
-                              [n["detected"] for n in flat])
+    excerpts = {label: load_set(folder, protocol) for label, folder in sets.items()}
+    rows, notes = [], {}
+    for step, path in sorted(steps.items()):
+        model = load_diffvel(path, frame_threshold=0.5).eval()
+        for label in sets:
+            notes[label] = model_notes(model, excerpts[label], protocol, sampling)
+            row = notes_summary(protocol, "model", notes[label])
             rows.append({"step": step, "set": label, "method": "model", "MAE": row["MAE"], "notes": row["notes"]})
             print(f"{label} step {step}: MAE {row['MAE']:.2f}", flush=True)
-        for row in baseline_rows(baselines, excerpts, list(notes.items()), protocol, spec_args)[0]:
+    for label in sets:  # the notes come from the ground truth: the same for every checkpoint
+        for row in baseline_rows(baselines, excerpts[label], list(notes[label].items()), protocol, spec_args)[0]:
             rows.append({"step": None, "set": label, "method": row["method"], "MAE": row["MAE"], "notes": row["notes"]})
-    return rows
+    return [row for label in sets for row in rows if row["set"] == label]  # per set: steps, then its baselines
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 import pretty_midi
 import soundfile
 
-from utils.synth.render import RELEASE_TAIL_SECONDS, Renderer, RendererUnavailable, _warn_if_clipped, make_renderer
+from utils.synth.render import Renderer, RendererUnavailable, _num_samples, _warn_if_clipped, make_renderer
 
 CONFIG_SUFFIX = ".cfg"
 TIMIDITY_VOLUME = 70  # percent (TiMidity++'s default -A), fixed for every file
@@ -66,8 +66,7 @@ class TimidityRenderer:
 
     def render(self, midi: pretty_midi.PrettyMIDI, duration: float | None = None,
                label: str = "performance") -> np.ndarray:
-        total = int(np.ceil((midi.get_end_time() + RELEASE_TAIL_SECONDS if duration is None else duration)
-                            * self.sample_rate))
+        total = _num_samples(midi, duration, self.sample_rate)
         with tempfile.TemporaryDirectory(prefix="diffvel-timidity-") as folder:
             midi_path, wav_path = Path(folder) / "in.mid", Path(folder) / "out.wav"
             midi.write(str(midi_path))
