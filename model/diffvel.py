@@ -121,6 +121,10 @@ class ClassifierFreeDiffRoll(SpecRollDiffusion):
 
     # ----- the denoiser -----
 
+    def finish_x0(self, x0: torch.Tensor, score=None) -> torch.Tensor:
+        """The denoiser's x0 as it is: the paper's network has no output stage."""
+        return x0
+
     def denoise(self, x_t, diffusion_step, film_feat, conditioners) -> torch.Tensor:
         """Predict x0 from x_t given precomputed conditions.
 
@@ -160,7 +164,8 @@ class ClassifierFreeDiffRoll(SpecRollDiffusion):
             )
         spec = spec[..., :frames]
         score = self.score_features(frame_roll, onset_roll)
-        return self.denoise(x_t, diffusion_step, film_feat, self.conditioners(spec, score)), spec
+        x0 = self.denoise(x_t, diffusion_step, film_feat, self.conditioners(spec, score))
+        return self.finish_x0(x0, score), spec
 
 
 def load_diffvel(checkpoint_path, map_location="cpu", config_args: dict | None = None, **overrides):

@@ -10,7 +10,9 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
   paper's per-item min-max normalisation, so that 128 x output (the evaluation's rule) is the MIDI
   velocity itself rather than a velocity relative to the segment's loudest note;
 - optional loss weighting of the note cells (a few percent of the roll): weight 1 + note_loss_weight
-  on cells where the score's frame roll is on.
+  on cells where the score's frame roll is on;
+- optional note pooling (model/note_pooling.py): every score note's output is the mean over the note,
+  in training and in sampling, so the network predicts one velocity per note.
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
@@ -21,6 +23,7 @@ import torch.nn as nn
 
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
+from model.note_pooling import pool_notes
 from utils.conventions import N_KEYS
 
 log = logging.getLogger(__name__)
@@ -53,19 +56,25 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         score_conditioner: add the 1x1-convolution score conditioner (frame + onset rolls) per block.
         absolute_velocity: train on velocity / 128 (True) or, as the paper, on min-max normalised rolls.
         note_loss_weight: extra loss weight of cells inside the score's notes (0: the plain mean).
+        note_pooling: output the mean over each score note on its cells (needs score_conditioner).
     """
 
     def __init__(self, score_conditioner: bool = True, absolute_velocity: bool = True,
-                 note_loss_weight: float = 0.0, variant: str = VARIANT, **network_args):
+                 note_loss_weight: float = 0.0, note_pooling: bool = False, variant: str = VARIANT,
+                 **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
             raise ValueError(f"model.args.note_loss_weight={note_loss_weight}: must be >= 0")
+        if note_pooling and not score_conditioner:
+            raise ValueError("model.args.note_pooling=true needs model.args.score_conditioner=true (the notes come from the score)")
         super().__init__(**network_args)
         self.save_hyperparameters({**self.hparams, "variant": VARIANT, "score_conditioner": bool(score_conditioner),
                                    "absolute_velocity": bool(absolute_velocity),
-                                   "note_loss_weight": float(note_loss_weight)})
+                                   "note_loss_weight": float(note_loss_weight),
+                                   "note_pooling": bool(note_pooling)})
         self.absolute_velocity = bool(absolute_velocity)
+        self.note_pooling = bool(note_pooling)
         self.note_loss_weight = float(note_loss_weight)
         channels = network_args["residual_channels"]
         self.score_projections = nn.ModuleList(
@@ -95,6 +104,10 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             raise ValueError("DiffVelPlus needs the score features (score_features(frame_roll, onset_roll))")
         frames = conditioners[0].shape[-1]
         return [c + proj(score[..., :frames]) for c, proj in zip(conditioners, self.score_projections)]
+
+    def finish_x0(self, x0, score=None):
+        """x0 (B, 1, T, 88), pooled per score note when note_pooling is on."""
+        return pool_notes(x0, score) if self.note_pooling else x0
 
     # ----- training objective -----
 

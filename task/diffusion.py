@@ -54,6 +54,10 @@ class DiffVelNetwork(Protocol):
                 conditioners: list[torch.Tensor]) -> torch.Tensor:
         """One network pass with cached conditions: the x0 prediction (B, 1, 640, 88)."""
 
+    def finish_x0(self, x0: torch.Tensor, score=None) -> torch.Tensor:
+        """The x0 prediction (B, 1, 640, 88) as the loss and the sampler use it, given `score_features`
+        (DiffVelPlus can pool it per note); the network's own for the paper's network."""
+
 
 def plain(value):
     """OmegaConf containers -> plain dicts/lists (checkpoints then need no omegaconf to load)."""

@@ -83,16 +83,17 @@ class _CachedConditions:
         spec = model.spectrogram(waveform)[..., :SEGMENT_FRAMES]  # (B, n_mels, 640)
         with network_precision(waveform.device, precision):
             self.film = model.film(frame_roll)  # (B, 2L)
-            score = model.score_features(frame_roll, onset_roll)  # None for the paper's network
-            self.cond = model.conditioners(spec, score)
+            self.score = model.score_features(frame_roll, onset_roll)  # None for the paper's network
+            self.cond = model.conditioners(spec, self.score)
             unconditional = torch.full_like(spec, UNCONDITIONAL_SPEC_VALUE)
-            self.uncond = model.conditioners(unconditional, score) if w != 0 else None
+            self.uncond = model.conditioners(unconditional, self.score) if w != 0 else None
 
     def x0(self, x, t):
         t_tensor = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         with network_precision(x.device, self.precision):
-            x0_cond = self.denoise(x, t_tensor, self.film, self.cond)
-            x0_uncond = None if self.uncond is None else self.denoise(x, t_tensor, self.film, self.uncond)
+            x0_cond = self.model.finish_x0(self.denoise(x, t_tensor, self.film, self.cond), self.score)
+            x0_uncond = (None if self.uncond is None
+                         else self.model.finish_x0(self.denoise(x, t_tensor, self.film, self.uncond), self.score))
         if x0_uncond is None:
             return x0_cond.float()
         return guided_x0(x0_cond.float(), x0_uncond.float(), self.w)

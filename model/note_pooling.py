@@ -1,0 +1,36 @@
+"""Note pooling: one value per score note, the mean of the network's output over the note's cells.
+
+A note's velocity is one number, but the network predicts one per frame, and the evaluation reads
+the maximum over the note's frames, which rises with the frame-to-frame noise of a long note. Pooling
+replaces every cell of a score note by the mean over that note, so the output is constant per note
+(the evaluation's max then reads that mean) and the loss trains the mean, not each frame.
+
+A score note is a run of frames where the score's frame roll is on, split where its onset roll is on
+(a re-struck key). Cells outside every note keep the network's output.
+"""
+import torch
+
+from utils.conventions import N_KEYS
+
+
+def note_ids(frame: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
+    """Note number per cell, 1.. along each key's time axis, 0 outside notes.  (B, 88, T) x 2 -> (B, 88, T)."""
+    on = frame > 0
+    previous = torch.nn.functional.pad(on[..., :-1], (1, 0))
+    starts = on & ((onset > 0) | ~previous)
+    return torch.cumsum(starts.long(), dim=-1) * on.long()
+
+
+def pool_notes(x0: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """x0 (B, 1, T, 88) with every score note's cells set to their mean; score (B, 176, T) = frame + onset rolls."""
+    values = x0.squeeze(1).transpose(1, 2)  # (B, 88, T)
+    frames = values.shape[-1]
+    ids = note_ids(score[:, :N_KEYS, :frames], score[:, N_KEYS:, :frames])  # (B, 88, T)
+    rows = torch.arange(ids.shape[0] * N_KEYS, device=ids.device).view(-1, N_KEYS, 1)  # (B, 88, 1)
+    slots = (rows * (frames + 1) + ids).flatten()  # one slot per (item, key, note); note 0 = outside notes
+    size = ids.shape[0] * N_KEYS * (frames + 1)
+    sums = values.new_zeros(size).index_add(0, slots, values.flatten())
+    counts = values.new_zeros(size).index_add(0, slots, torch.ones_like(values).flatten())
+    means = (sums / counts.clamp(min=1))[slots].view_as(values)
+    pooled = torch.where(ids > 0, means, values)  # (B, 88, T)
+    return pooled.transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88)
