@@ -104,3 +104,12 @@ def test_four_voice_fine_tuning_experiment_extends_the_cpu_recipe(compose):
     assert (voices.data_root, voices.learning_rate, voices.val_freq) == ("data/synth_voices_big", 1e-4, 4)
     assert voices.dataset.train.crops_per_epoch == 1 and voices.trainer.limit_val_batches == 4
     assert voices.trainer.max_time == "00:01:14:00" and cpu.trainer.max_time is None
+
+
+def test_note_pooling_experiment_changes_only_pooling_data_and_time(compose):
+    pool, voices = compose("spec_roll", ["experiment=plus_pool"]), compose("spec_roll", ["experiment=plus_voices"])
+    assert pool.model.args.note_pooling is True and voices.model.args.note_pooling is False
+    pool.model.args.note_pooling = False  # otherwise the same network, so init_weights fits
+    assert pool.model == voices.model and pool.dataloader == voices.dataloader
+    assert (pool.data_root, pool.trainer.max_time) == ("data/synth_demo_free", "00:00:55:00")
+    assert pool.learning_rate == voices.learning_rate and pool.dataset.train.crops_per_epoch == 1
