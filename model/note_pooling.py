@@ -23,7 +23,7 @@ def note_ids(frame: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
 
 def pool_notes(x0: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     """x0 (B, 1, T, 88) with every score note's cells set to their mean; score (B, 176, T) = frame + onset rolls."""
-    values = x0.squeeze(1).transpose(1, 2)  # (B, 88, T)
+    values = x0.squeeze(1).transpose(1, 2).float()  # (B, 88, T); float32 sums, also under bf16 autocast
     frames = values.shape[-1]
     ids = note_ids(score[:, :N_KEYS, :frames], score[:, N_KEYS:, :frames])  # (B, 88, T)
     rows = torch.arange(ids.shape[0] * N_KEYS, device=ids.device).view(-1, N_KEYS, 1)  # (B, 88, 1)
@@ -33,4 +33,4 @@ def pool_notes(x0: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     counts = values.new_zeros(size).index_add(0, slots, torch.ones_like(values).flatten())
     means = (sums / counts.clamp(min=1))[slots].view_as(values)
     pooled = torch.where(ids > 0, means, values)  # (B, 88, T)
-    return pooled.transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88)
+    return pooled.to(x0.dtype).transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88)

@@ -86,3 +86,15 @@ def test_checkpoints_without_the_key_load_without_pooling(compose, tmp_path):
 def test_pooling_without_the_score_conditioner_is_refused(compose):
     with pytest.raises(ValueError, match="note_pooling=true needs model.args.score_conditioner=true"):
         build_model(compose("spec_roll", TINY + ["model.args.note_pooling=true", "model.args.score_conditioner=false"]))
+
+
+def test_bf16_outputs_are_pooled_in_float32_and_keep_their_dtype():
+    frame = torch.zeros(1, 88, 640)
+    frame[0, 7, :600] = 1
+    score = torch.cat([frame, torch.zeros_like(frame)], dim=1)
+    x0 = torch.full((1, 1, 640, 88), 0.3).to(torch.bfloat16)
+    x0[0, 0, 0, 7] = 0.9  # one larger cell: the note's mean is 0.301, lost in bfloat16 sums of 600 cells
+    pooled = pool_notes(x0, score)
+    expected = x0[0, 0, :600, 7].float().mean()
+    assert pooled.dtype == torch.bfloat16
+    assert pooled[0, 0, 0, 7].float() == pytest.approx(expected.item(), abs=2e-3)
