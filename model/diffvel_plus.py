@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
-from model.note_pooling import pool_notes
+from model.note_pooling import pool_notes, rising_edges
 from utils.conventions import N_KEYS
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,6 @@ def keys_first(roll: torch.Tensor) -> torch.Tensor:
     if roll.dim() != 3 or roll.shape[-1] != N_KEYS:
         raise ValueError(f"score rolls must be (batch, [1,] frames, {N_KEYS}), got shape {tuple(roll.shape)}")
     return roll.transpose(1, 2)
-
-
-def rising_edges(frame: torch.Tensor) -> torch.Tensor:
-    """Onsets read off a frame roll (B, 88, T): cells on whose previous frame is off.
-
-    A re-struck note with no gap in the frame roll gets no onset: the true onset roll is better.
-    """
-    previous = torch.nn.functional.pad(frame[..., :-1], (1, 0))
-    return ((frame > 0) & (previous <= 0)).to(frame.dtype)
 
 
 class DiffVelPlus(ClassifierFreeDiffRoll):

@@ -13,11 +13,19 @@ import torch
 from utils.conventions import N_KEYS
 
 
+def rising_edges(frame: torch.Tensor) -> torch.Tensor:
+    """Onsets read off a frame roll (B, 88, T): cells on whose previous frame is off.
+
+    A re-struck note with no gap in the frame roll gets no onset: the true onset roll is better.
+    """
+    previous = torch.nn.functional.pad(frame[..., :-1], (1, 0))
+    return ((frame > 0) & (previous <= 0)).to(frame.dtype)
+
+
 def note_ids(frame: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
     """Note number per cell, 1.. along each key's time axis, 0 outside notes.  (B, 88, T) x 2 -> (B, 88, T)."""
     on = frame > 0
-    previous = torch.nn.functional.pad(on[..., :-1], (1, 0))
-    starts = on & ((onset > 0) | ~previous)
+    starts = (on & (onset > 0)) | (rising_edges(frame) > 0)
     return torch.cumsum(starts.long(), dim=-1) * on.long()
 
 

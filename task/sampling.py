@@ -91,12 +91,10 @@ class _CachedConditions:
     def x0(self, x, t):
         t_tensor = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         with network_precision(x.device, self.precision):
-            x0_cond = self.model.finish_x0(self.denoise(x, t_tensor, self.film, self.cond), self.score)
-            x0_uncond = (None if self.uncond is None
-                         else self.model.finish_x0(self.denoise(x, t_tensor, self.film, self.uncond), self.score))
-        if x0_uncond is None:
-            return x0_cond.float()
-        return guided_x0(x0_cond.float(), x0_uncond.float(), self.w)
+            x0_cond = self.denoise(x, t_tensor, self.film, self.cond)
+            x0_uncond = None if self.uncond is None else self.denoise(x, t_tensor, self.film, self.uncond)
+        x0 = x0_cond.float() if x0_uncond is None else guided_x0(x0_cond.float(), x0_uncond.float(), self.w)
+        return self.model.finish_x0(x0, self.score)  # guidance is linear, so pooling once equals pooling each pass
 
 
 def sample_velocity(

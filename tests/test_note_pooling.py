@@ -4,10 +4,8 @@ import torch
 
 from model import load_diffvel
 from model.note_pooling import note_ids, pool_notes
+from test_diffvel_plus import TINY
 from utils.training.machinery import build_model
-
-TINY = ["model=DiffVelPlus", "model.args.residual_channels=8", "model.args.residual_layers=2",
-        "model.args.kernel_size=3"]
 
 
 def _score(frames=12):
@@ -98,3 +96,17 @@ def test_bf16_outputs_are_pooled_in_float32_and_keep_their_dtype():
     expected = x0[0, 0, :600, 7].float().mean()
     assert pooled.dtype == torch.bfloat16
     assert pooled[0, 0, 0, 7].float() == pytest.approx(expected.item(), abs=2e-3)
+
+
+def test_guided_sampling_pools_once_as_the_published_loop_pools_each_pass(compose):
+    torch.manual_seed(0)
+    model = build_model(compose("spec_roll", TINY + ["model.args.note_pooling=true"])).eval()
+    torch.nn.init.normal_(model.output_projection.weight)
+    frame, onset = torch.zeros(1, 640, 88), torch.zeros(1, 640, 88)
+    frame[0, 100:160, 40] = 1
+    onset[0, 100, 40] = 1
+    waveform = torch.randn(1, 327680, generator=torch.Generator().manual_seed(1)) * 0.1
+    rolls = [model.sample(waveform, frame, type="ddim_x0", steps=3, w=0.5, onset_roll=onset,
+                          generator=torch.Generator().manual_seed(2), exact_savings=exact) for exact in (True, False)]
+    assert torch.allclose(rolls[0], rolls[1], atol=1e-5)
+    assert torch.allclose(rolls[0][0, 0, 100:160, 40], rolls[0][0, 0, 100, 40].expand(60))
