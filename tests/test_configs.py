@@ -113,3 +113,12 @@ def test_note_pooling_experiment_changes_only_pooling_data_and_time(compose):
     assert pool.model == voices.model and pool.dataloader == voices.dataloader
     assert (pool.data_root, pool.trainer.max_time) == ("data/synth_demo_free", "00:00:55:00")
     assert pool.learning_rate == voices.learning_rate and pool.dataset.train.crops_per_epoch == 1
+
+
+def test_drift_experiment_adds_only_paper_timed_training_labels(compose):
+    drift, pool = compose("spec_roll", ["experiment=plus_drift"]), compose("spec_roll", ["experiment=plus_pool"])
+    assert drift.dataset.train.paper_label_prob == 0.5 and pool.dataset.train.paper_label_prob == 0.0
+    assert drift.dataset.val.get("paper_label_prob", 0.0) == 0.0  # validation stays on the model's clock
+    drift.dataset.train.paper_label_prob = 0.0
+    assert drift.model == pool.model and drift.dataset == pool.dataset and drift.data_root == pool.data_root
+    assert drift.trainer.max_time == "00:01:00:00"

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from utils.data.audio_io import AudioFileError, audio_info, cache_path_for, ensure_resampled, read_crop
 from utils.conventions import HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE, SEGMENT_SAMPLES
 from utils.data.download import MAESTRO_V2_FOLDER, download_maestro
+from utils.data.label_drift import paper_timed_rolls
 from utils.data.midi_labels import MidiLabelError, load_note_table, segment_rolls
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class MAESTRO(Dataset):
         crops_per_epoch: items per recording and epoch (1, as published: an epoch is one crop of each
             recording). k > 1 makes an epoch k independent random crops of every recording, so a small
             corpus still gives full-length epochs (fewer loader restarts between them).
+        paper_label_prob: probability that an item's labels are on the paper's 31 frames/s test clock
+            (utils.data.label_drift; 0, as published). Drawn per (seed, epoch, index).
 
     Items are dicts: ``audio`` (sequence_length,) float32, ``frame``/``onset``/``offset``/``velocity``
     (sequence_length // hop_length, keys) float32 tensors, and ``path`` (the source audio file).
@@ -124,6 +127,7 @@ class MAESTRO(Dataset):
         cache_dir: str | os.PathLike | None = None,
         frame_aligned_crops: bool = False,
         crops_per_epoch: int = 1,
+        paper_label_prob: float = 0.0,
     ):
         self.groups = [groups] if isinstance(groups, str) else list(groups)
         unknown = [group for group in self.groups if group not in SPLITS]
@@ -142,6 +146,9 @@ class MAESTRO(Dataset):
         if int(crops_per_epoch) < 1 or int(crops_per_epoch) != crops_per_epoch:
             raise ValueError(f"crops_per_epoch={crops_per_epoch}: must be a positive integer")
         self.crops_per_epoch = int(crops_per_epoch)
+        if not 0.0 <= paper_label_prob <= 1.0:
+            raise ValueError(f"paper_label_prob={paper_label_prob}: must be in [0, 1]")
+        self.paper_label_prob = float(paper_label_prob)
         # Shared with DataLoader workers (also persistent ones), so set_epoch reaches them.
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -207,6 +214,12 @@ class MAESTRO(Dataset):
         begin = int(generator.integers(self.pieces[index % len(self.pieces)].n_samples - self.sequence_length))
         return begin - begin % self.hop_length if self.frame_aligned_crops else begin
 
+    def paper_timed(self, index: int) -> bool:
+        """Whether item ``index`` of this epoch has its labels on the paper's test clock."""
+        if self.paper_label_prob == 0.0:
+            return False
+        return bool(np.random.default_rng([self.seed, int(self._epoch), index, 1]).random() < self.paper_label_prob)
+
     def __len__(self) -> int:
         return len(self.pieces) * self.crops_per_epoch
 
@@ -217,8 +230,9 @@ class MAESTRO(Dataset):
         begin = self.crop_begin(index)
         audio = read_crop(piece.readable_audio_path, begin, self.sequence_length, self.sampling_rate)  # (S,)
         notes = load_note_table(piece.midi_path, piece.note_table_path)  # (N, 4)
-        rolls = segment_rolls(notes, begin, piece.n_samples, self.sequence_length, self.hop_length,
-                              self.sampling_rate, self.min_midi, self.max_midi)  # each (S // hop, keys)
+        label_rolls = paper_timed_rolls if self.paper_timed(index) else segment_rolls
+        rolls = label_rolls(notes, begin, piece.n_samples, self.sequence_length, self.hop_length,
+                            self.sampling_rate, self.min_midi, self.max_midi)  # each (S // hop, keys)
         item = {name: torch.from_numpy(roll) for name, roll in rolls.items()}
         item["audio"] = torch.from_numpy(audio)
         item["path"] = str(piece.audio_path)
