@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="44100 writes stereo (like MAESTRO), 16000 writes mono (the model's rate)")
     parser.add_argument("--soundfont", action="append", default=[], dest="soundfonts",
                         help="draw each piece's SoundFont from these (repeat the option): .sf2/.sf3 files render with "
-                             "FluidSynth, .cfg files (e.g. /etc/timidity/freepats.cfg) with TiMidity++")
+                             "FluidSynth, .cfg files (e.g. /etc/timidity/freepats.cfg) with TiMidity++, a folder of "
+                             "one-per-key recordings (python -m utils.synth.samples) with the sampler")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 

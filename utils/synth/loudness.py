@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pitches", type=int, nargs="+", default=list(DEFAULT_PITCHES))
     parser.add_argument("--velocities", type=int, nargs="+", default=list(DEFAULT_VELOCITIES))
     parser.add_argument("--soundfont", help="one corpus voice instead of --renderer: a SoundFont (FluidSynth) "
-                                            "or a TiMidity++ .cfg")
+                                            "a TiMidity++ .cfg or a sample folder")
     args = parser.parse_args(argv)
     try:
         renderer = (voice_renderer(args.soundfont, args.sample_rate) if args.soundfont

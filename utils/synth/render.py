@@ -99,6 +99,31 @@ def _control_changes(midi: pretty_midi.PrettyMIDI) -> list[pretty_midi.ControlCh
                   key=lambda c: c.time)
 
 
+def pedal_intervals(changes: list[pretty_midi.ControlChange]) -> tuple[np.ndarray, np.ndarray]:
+    """Times of pedal presses and releases (value >= 64 is down), as two sorted arrays."""
+    downs, ups, down = [], [], False
+    for change in changes:
+        if change.number != PEDAL_CC:
+            continue
+        pressed = change.value >= 64
+        if pressed and not down:
+            downs.append(change.time)
+        elif down and not pressed:
+            ups.append(change.time)
+        down = pressed
+    if down:
+        ups.append(np.inf)
+    return np.asarray(downs), np.asarray(ups)
+
+
+def sounding_end(note: pretty_midi.Note, downs: np.ndarray, ups: np.ndarray) -> float:
+    """Key release, or the next pedal release when the pedal is down at key release."""
+    for down, up in zip(downs, ups):
+        if down <= note.end < up:
+            return float(up)
+    return note.end
+
+
 class FluidSynthRenderer:
     """Sampled piano via FluidSynth (see module docstring)."""
 
@@ -181,33 +206,9 @@ class AdditiveRenderer:
         self.gain = float(gain)
 
     @staticmethod
-    def _pedal_intervals(changes: list[pretty_midi.ControlChange]) -> tuple[np.ndarray, np.ndarray]:
-        """Times of pedal presses and releases (value >= 64 is down), as two sorted arrays."""
-        downs, ups, down = [], [], False
-        for change in changes:
-            if change.number != PEDAL_CC:
-                continue
-            pressed = change.value >= 64
-            if pressed and not down:
-                downs.append(change.time)
-            elif down and not pressed:
-                ups.append(change.time)
-            down = pressed
-        if down:
-            ups.append(np.inf)
-        return np.asarray(downs), np.asarray(ups)
-
-    @staticmethod
     def _decay_seconds(pitch: int) -> float:
         """Time constant of the slow decay stage: long in the bass, short in the treble."""
         return float(np.clip(2.5 * 2.0 ** (-(pitch - 60) / 20.0), 0.35, 9.0))
-
-    def _sounding_end(self, note: pretty_midi.Note, downs: np.ndarray, ups: np.ndarray) -> float:
-        """Key release, or the next pedal release when the pedal is down at key release."""
-        for down, up in zip(downs, ups):
-            if down <= note.end < up:
-                return float(up)
-        return note.end
 
     def _note_wave(self, note: pretty_midi.Note, sounding: float, n_samples: int) -> np.ndarray:
         """(n,) float32 waveform of one note starting at its onset."""
@@ -242,11 +243,11 @@ class AdditiveRenderer:
         sr = self.sample_rate
         total = _num_samples(midi, duration, sr)
         notes = _piano_notes(midi)
-        downs, ups = self._pedal_intervals(_control_changes(midi))
+        downs, ups = pedal_intervals(_control_changes(midi))
         next_onset: dict[int, float] = {}
         audio = np.zeros((2, total), dtype=np.float32)  # (2, samples)
         for note in reversed(notes):
-            sounding = min(self._sounding_end(note, downs, ups), next_onset.get(note.pitch, np.inf))
+            sounding = min(sounding_end(note, downs, ups), next_onset.get(note.pitch, np.inf))
             next_onset[note.pitch] = note.start
             start = int(round(note.start * sr))
             if start >= total:

@@ -22,6 +22,7 @@ import pretty_midi
 import soundfile
 
 from utils.synth.render import Renderer, RendererUnavailable, _num_samples, _warn_if_clipped, make_renderer
+from utils.synth.sampler import SampleSetRenderer, is_sample_folder
 
 CONFIG_SUFFIX = ".cfg"
 TIMIDITY_VOLUME = 70  # percent (TiMidity++'s default -A), fixed for every file
@@ -37,7 +38,10 @@ def is_timidity_config(path: str | Path) -> bool:
 
 
 def voice_renderer(path: str | Path, sample_rate: int) -> Renderer:
-    """The renderer of one piano voice: TiMidity++ for a ``.cfg`` file, FluidSynth for a SoundFont."""
+    """The renderer of one piano voice: the sampler for a folder (utils/synth/sampler.py), TiMidity++
+    for a ``.cfg`` file, FluidSynth for a SoundFont."""
+    if is_sample_folder(path):
+        return SampleSetRenderer(sample_rate, path)
     if is_timidity_config(path):
         return TimidityRenderer(sample_rate, path)
     return make_renderer("fluidsynth", sample_rate, path)

@@ -45,8 +45,8 @@ def check_ranges(gain_db: float, eq_db: float, room: float, soundfonts, free_vel
         if not 0 <= value <= LIMITS[name]:
             raise ValueError(f"{name}={value}: must be within 0..{LIMITS[name]:g}")
     for path in soundfonts:
-        if not Path(path).is_file():
-            raise ValueError(f"{path}: SoundFont not found (soundfonts option)")
+        if not (Path(path).is_file() or Path(path).is_dir()):
+            raise ValueError(f"{path}: SoundFont or sample folder not found (soundfonts option)")
 
 
 def draw(seed: int, soundfonts, gain_db: float, eq_db: float, room: float) -> Variation:

