@@ -26,7 +26,7 @@ from utils.synth.render import (RendererUnavailable, _control_changes, _num_samp
 SAMPLE_SUFFIXES = (".ogg", ".wav", ".flac")
 NOTE_FILE = re.compile(r"^([A-G])(s?)(-?\d)$")  # stem: letter, optional sharp, octave (C4 = MIDI 60)
 LETTER_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-SAMPLER_GAIN = 0.2  # fixed output gain: velocity 127 gives -27.5 dB in utils.synth.loudness, MuseScore General -26.9
+SAMPLER_GAIN = 0.25  # fixed output gain: middle C at velocity 127 gives -24.4 dB in utils.synth.loudness (docs/synth.md)
 DAMPER_SECONDS = 0.08  # time constant of the fade after release
 DAMPER_TAIL = 6  # the fade is cut after this many time constants (-52 dB)
 
