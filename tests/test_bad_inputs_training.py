@@ -17,6 +17,8 @@ from conftest import REPO_ROOT
     ("epochs=0", "epochs=0: must be a positive whole number"),
     ("model.args.kernel_size=4", "model.args.kernel_size=4: must be odd"),
     ("init_weights=a.ckpt ckpt_path=b.ckpt", "init_weights=a.ckpt and ckpt_path=b.ckpt: choose one"),
+    ("dataset.train.paper_label_prob=1.5", "dataset.train.paper_label_prob=1.5: must be within 0..1"),
+    ("+dataset.val.paper_label_prob=-0.1", "dataset.val.paper_label_prob=-0.1: must be within 0..1"),
 ])
 def test_bad_training_options_are_refused(compose, tmp_path, override, match):
     with pytest.raises(OptionError, match=match):

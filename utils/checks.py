@@ -48,6 +48,14 @@ def positive_number(key: str, value) -> float:
     return number
 
 
+def probability(key: str, value) -> float:
+    """``value`` as a finite float within 0..1, or OptionError naming ``key``."""
+    number = finite_number(key, value)
+    if not 0 <= number <= 1:
+        raise OptionError(f"{key}={value}: must be within 0..1")
+    return number
+
+
 def odd_kernel_size(key: str, value) -> int:
     """A convolution kernel size: odd and >= 1 (an even kernel shifts and shortens the output by a frame)."""
     positive_int(key, value)
@@ -147,6 +155,8 @@ def check_training_options(cfg) -> None:
     positive_int("epochs", cfg.epochs)
     odd_kernel_size("model.args.kernel_size", cfg.model.args.kernel_size)
     check_output_dir("log_dir", cfg.log_dir)
+    for split in ("train", "val"):
+        probability(f"dataset.{split}.paper_label_prob", cfg.dataset[split].get("paper_label_prob", 0.0))
     if cfg.get("init_weights") is not None and cfg.get("ckpt_path") is not None:
         raise OptionError(f"init_weights={cfg.init_weights} and ckpt_path={cfg.ckpt_path}: choose one "
                           "(ckpt_path resumes a run; init_weights starts a new one from its weights)")
