@@ -92,8 +92,10 @@ class SampleSetRenderer:
         source = int(self.pitches[np.argmin(np.abs(self.pitches - note.pitch))])
         sample, semitones = self.samples[source], note.pitch - source
         release = sounding - note.start
-        length = min(room, int(len(sample) / 2.0 ** (semitones / 12)),
-                     int(min(release + DAMPER_TAIL * DAMPER_SECONDS, room / self.sample_rate) * self.sample_rate) + 1)
+        length = min(room, int(len(sample) / 2.0 ** (semitones / 12)))  # the shifted sample's end
+        faded = release + DAMPER_TAIL * DAMPER_SECONDS  # seconds; inf while the pedal never lifts
+        if np.isfinite(faded):
+            length = min(length, int(faded * self.sample_rate) + 1)
         wave = shifted(sample, semitones, length)
         t = np.arange(length) / self.sample_rate
         wave *= np.where(t < release, 1.0, np.exp(-(t - release) / DAMPER_SECONDS)).astype(np.float32)
