@@ -24,7 +24,8 @@ def paper_timed_rolls(notes: np.ndarray, begin: int, audio_length: int, sequence
 
     A note ``t`` seconds after the crop's first label frame lands on frame ``round(t * 31)``, and when
     the crop has the model's 640 frames its last 4 frames are a copy of the 4 before them, like the
-    paper's 636 -> 640 adjustment (shorter crops are only warped). Returns the same keys and shapes as :func:`segment_rolls`.
+    paper's 636 -> 640 adjustment (shorter crops are only warped). Returns the same keys and shapes
+    as :func:`segment_rolls`.
     """
     start = (begin // hop_length) * hop_length / sample_rate  # time of the crop's first label frame
     warped = notes.copy()

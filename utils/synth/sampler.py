@@ -81,7 +81,6 @@ class SampleSetRenderer:
 
     def __init__(self, sample_rate: int, folder: str | Path, gain: float = SAMPLER_GAIN):
         self.sample_rate = int(sample_rate)
-        self.folder = Path(folder)
         self.samples = load_samples(folder, self.sample_rate)
         self.pitches = np.array(sorted(self.samples))
         self.gain = float(gain)
