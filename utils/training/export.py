@@ -21,17 +21,34 @@ from utils.training.checkpoint import CheckpointError, load_checkpoint
 KEPT = ("state_dict", "hyper_parameters", "global_step", "epoch", "pytorch-lightning_version")
 
 
+def slim_copy(checkpoint: dict) -> dict:
+    """The shippable part of a loaded checkpoint: KEPT entries, tensors detached and contiguous."""
+    slim = {key: checkpoint[key] for key in KEPT if key in checkpoint}
+    slim["state_dict"] = {key: value.detach().clone().contiguous() for key, value in slim["state_dict"].items()}
+    return slim
+
+
+def write_checkpoint(checkpoint: dict, destination: Path) -> None:
+    """torch.save `checkpoint` to `destination` atomically (temp file, then rename)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write_bytes(destination, buffer.getvalue())
+
+
 def export(source: Path, destination: Path) -> dict:
     """Write the slim copy of `source` to `destination`; returns what was written."""
     if source.resolve() == destination.resolve():
         raise ValueError(f"{destination}: the export would overwrite its source")
-    checkpoint = load_checkpoint(source)
-    slim = {key: checkpoint[key] for key in KEPT if key in checkpoint}
-    slim["state_dict"] = {key: value.detach().clone().contiguous() for key, value in slim["state_dict"].items()}
-    buffer = io.BytesIO()
-    torch.save(slim, buffer)
-    atomic_write_bytes(destination, buffer.getvalue())
+    slim = slim_copy(load_checkpoint(source))
+    write_checkpoint(slim, destination)
     return slim
+
+
+def summary(destination: Path, slim: dict) -> str:
+    """'<file>: 1.23 M parameters, step N, 4.5 MB' for the command line."""
+    n = sum(v.numel() for v in slim["state_dict"].values())
+    return (f"{destination}: {n / 1e6:.2f} M parameters, step {slim.get('global_step')}, "
+            f"{destination.stat().st_size / 1e6:.1f} MB")
 
 
 def main(argv=None) -> int:
@@ -44,9 +61,7 @@ def main(argv=None) -> int:
     except (FileNotFoundError, CheckpointError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    n = sum(v.numel() for v in slim["state_dict"].values())
-    print(f"{args.destination}: {n / 1e6:.2f} M parameters, step {slim.get('global_step')}, "
-          f"{args.destination.stat().st_size / 1e6:.1f} MB")
+    print(summary(args.destination, slim))
     return 0
 
 
