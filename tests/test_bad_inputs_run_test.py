@@ -103,15 +103,20 @@ def test_pairs_are_reused_only_for_the_same_checkpoint_settings_and_h5(config, r
         run_test.run(config("task.sampling.steps=3"))
     assert len(list(pairs.glob("*_pair_0_*.npy"))) == 4  # another seed, another sampler
     assert any("seed differs" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run_test.run(config("float32_matmul_precision=high"))  # TF32 on a GPU: other numbers
+    assert len(list(pairs.glob("*_pair_0_*.npy"))) == 5
+    assert any("float32_matmul_precision differs" in r.getMessage() for r in caplog.records)
 
     events, times = _events(NOTES[:2])  # the .h5 changed under the same name
     write_excerpt(h5_root / "piece.h5", np.full(5 * 16000, 100, np.int16), events, times, 5.0)
     run_test.run(config())
-    assert len(list(pairs.glob("*_pair_0_*.npy"))) == 5
+    assert len(list(pairs.glob("*_pair_0_*.npy"))) == 6
     caplog.clear()
     with caplog.at_level(logging.INFO):
         run_test.run(config())  # nothing changed: reused
-    assert len(list(pairs.glob("*_pair_0_*.npy"))) == 5
+    assert len(list(pairs.glob("*_pair_0_*.npy"))) == 6
     assert any("reusing" in r.getMessage() for r in caplog.records)
 
 

@@ -1,7 +1,7 @@
 """What produced a result: content hashes and settings, written as a JSON sidecar beside each result.
 
 run_test.py reuses an earlier pair file only when its sidecar records the same checkpoint content,
-sampler settings, seed, protocol, precision, label frame rate, shift and .h5 content as the current
+sampler settings, seed, protocol, precision, float32 matmul precision, label frame rate, shift and .h5 content as the current
 run; anything else is recomputed, with the reason logged. `<result>.json` sits beside `<result>.npy`
 or `<result>.csv`, so every number can be traced to its checkpoint and settings.
 """
@@ -20,8 +20,8 @@ from utils.atomic import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 # the fields that decide a pair file's content (paths and times are recorded but do not decide it)
-KEY_FIELDS = ("checkpoint_sha256", "sampling", "seed", "protocol", "precision", "frames_per_second",
-              "shift", "h5_sha256")
+KEY_FIELDS = ("checkpoint_sha256", "sampling", "seed", "protocol", "precision", "float32_matmul_precision",
+              "frames_per_second", "shift", "h5_sha256")
 _HASHES: dict[tuple, str] = {}
 
 
@@ -47,6 +47,7 @@ def run_settings(cfg) -> dict:
         "seed": cfg.seed,
         "protocol": cfg.protocol,
         "precision": cfg.precision,
+        "float32_matmul_precision": cfg.float32_matmul_precision,  # TF32 on NVIDIA GPUs changes numbers
         "frames_per_second": cfg.frames_per_second,
     }
 
