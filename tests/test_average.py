@@ -76,3 +76,11 @@ def test_export_keeps_weights_and_step_and_drops_training_state(compose, tmp_pat
         assert torch.equal(written["state_dict"][key], value)
     assert export.main([str(out), str(out)]) == 1
     assert "overwrite its source" in capsys.readouterr().err
+
+
+def test_exporting_an_average_keeps_its_sources(compose, tmp_path):
+    sources = [_scaled(compose, tmp_path / f"s{i}.ckpt", 1.0 + i, 10 * (i + 1)) for i in range(2)]
+    average.average(sources, tmp_path / "mean.ckpt")
+    export.export(tmp_path / "mean.ckpt", tmp_path / "shipped.ckpt")
+    assert load_checkpoint(tmp_path / "shipped.ckpt")["averaged_from"] == [
+        {"file": "s0.ckpt", "global_step": 10}, {"file": "s1.ckpt", "global_step": 20}]

@@ -2,9 +2,10 @@
 
     python -m utils.training.export SRC.ckpt DST.ckpt
 
-Reads SRC through the safe loader, keeps `state_dict`, `hyper_parameters` and the step/epoch it was
-saved at (for the model card), drops optimizer, loop and RNG state, and writes DST atomically. The
-result loads like any checkpoint (`load_diffvel`, `run_test.py comp_modelckpt=DST`).
+Reads SRC through the safe loader, keeps `state_dict`, `hyper_parameters`, the step/epoch it was
+saved at and an average's `averaged_from` (for the model card), drops optimizer, loop and RNG state,
+and writes DST atomically. The result loads like any checkpoint (`load_diffvel`,
+`run_test.py comp_modelckpt=DST`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 from utils.atomic import atomic_write_bytes
 from utils.training.checkpoint import CheckpointError, load_checkpoint
 
-KEPT = ("state_dict", "hyper_parameters", "global_step", "epoch", "pytorch-lightning_version")
+KEPT = ("state_dict", "hyper_parameters", "global_step", "epoch", "pytorch-lightning_version", "averaged_from")
 
 
 def slim_copy(checkpoint: dict) -> dict:
