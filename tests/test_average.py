@@ -15,7 +15,7 @@ def _scaled(compose, path, scale: float, step: int, lr: float = 1e-4):
     checkpoint["state_dict"] = {k: v * scale for k, v in checkpoint["state_dict"].items()}
     checkpoint["hyper_parameters"]["lr"] = lr
     checkpoint["optimizer_states"] = [{"state": {}}]
-    torch.save({**checkpoint, "global_step": step}, path)
+    torch.save({**checkpoint, "global_step": step, "epoch": step // 10}, path)
     return path
 
 
@@ -27,7 +27,7 @@ def test_the_average_is_the_key_wise_mean_and_loads_like_any_checkpoint(compose,
     written, first = load_checkpoint(out), load_checkpoint(sources[0])
     for key, value in first["state_dict"].items():
         torch.testing.assert_close(written["state_dict"][key], value * 3.0)  # mean of 1x, 2x and 6x
-    assert written["global_step"] == 30 and written["hyper_parameters"]["lr"] == 1e-4
+    assert written["global_step"] == 30 and written["epoch"] == 3 and written["hyper_parameters"]["lr"] == 1e-4
     assert [entry["global_step"] for entry in written["averaged_from"]] == [10, 30, 20]
     assert "optimizer_states" not in written
     model = load_diffvel(out)
@@ -71,7 +71,7 @@ def test_export_keeps_weights_and_step_and_drops_training_state(compose, tmp_pat
     assert export.main([str(source), str(out)]) == 0
     assert "step 42" in capsys.readouterr().out
     written, original = load_checkpoint(out), load_checkpoint(source)
-    assert set(written) == {"state_dict", "hyper_parameters", "global_step"}
+    assert set(written) == {"state_dict", "hyper_parameters", "global_step", "epoch"}
     for key, value in original["state_dict"].items():
         assert torch.equal(written["state_dict"][key], value)
     assert export.main([str(out), str(out)]) == 1

@@ -7,7 +7,7 @@ lies nearer to it than any single one, and it removes the luck of picking one ch
 source is read through the safe loader and must have the same parameters and the same
 hyperparameters, apart from TRAINING_ONLY ones (taken from the first source). DST is a slim
 checkpoint like `utils.training.export` writes, with `averaged_from` naming each source and its step,
-and the latest source's step as its own. It is written atomically; a source is never overwritten.
+and the latest source's step and epoch as its own. It is written atomically; a source is never overwritten.
 """
 from __future__ import annotations
 
@@ -66,8 +66,10 @@ def average(sources: list[Path], destination: Path) -> dict:
     slim = slim_copy(checkpoints[0])
     slim["state_dict"] = mean_state([c["state_dict"] for c in checkpoints], sources)
     steps = [c.get("global_step") for c in checkpoints]
-    if all(step is not None for step in steps):
-        slim["global_step"] = max(steps)
+    for key in ("global_step", "epoch"):  # the latest source's, not the first's
+        values = [c.get(key) for c in checkpoints]
+        if all(value is not None for value in values):
+            slim[key] = max(values)
     slim["averaged_from"] = [{"file": source.name, "global_step": step} for source, step in zip(sources, steps)]
     write_checkpoint(slim, destination)
     return slim
