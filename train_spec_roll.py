@@ -72,6 +72,15 @@ def _loggers(cfg: DictConfig, resume_from: Path | None) -> tuple[TensorBoardLogg
     return tensorboard, csv
 
 
+def _snapshots(checkpoint_dir: Path, every_n_steps) -> list:
+    """A callback keeping checkpoints/snapshots/step<N>.ckpt every N steps (for utils.training.average)."""
+    if every_n_steps is None:
+        return []
+    return [ModelCheckpoint(dirpath=checkpoint_dir / "snapshots", filename="step{step:06d}", monitor=None,
+                            save_top_k=-1, every_n_train_steps=int(every_n_steps), auto_insert_metric_name=False,
+                            enable_version_counter=False)]
+
+
 def train(cfg: DictConfig) -> pl.Trainer:
     """Fit (and test) the model of a composed `spec_roll` config; returns the Trainer. main() is its Hydra wrapper."""
     check_training_options(cfg)  # before any run folder is created
@@ -98,6 +107,7 @@ def train(cfg: DictConfig) -> pl.Trainer:
     checkpoint_callbacks = [
         ModelCheckpoint(**{"enable_version_counter": False, **cfg.modelcheckpoint}, dirpath=checkpoint_dir),
         SaveLastCheckpoint(checkpoint_dir, every_n_steps=cfg.get("save_every_n_steps")),
+        *_snapshots(checkpoint_dir, cfg.get("snapshot_every_n_steps")),
     ] if checkpointing else []
     trainer = pl.Trainer(
         **kwargs,

@@ -15,6 +15,8 @@ from conftest import REPO_ROOT
     ("learning_rate=-1", "learning_rate=-1: must be greater than 0"),
     ("learning_rate=nan", "learning_rate=nan: must be a finite number"),
     ("epochs=0", "epochs=0: must be a positive whole number"),
+    ("snapshot_every_n_steps=0", "snapshot_every_n_steps=0: must be a positive whole number"),
+    ("save_every_n_steps=1.5", "save_every_n_steps=1.5: must be a positive whole number"),
     ("model.args.kernel_size=4", "model.args.kernel_size=4: must be odd"),
     ("init_weights=a.ckpt ckpt_path=b.ckpt", "init_weights=a.ckpt and ckpt_path=b.ckpt: choose one"),
     ("dataset.train.paper_label_prob=1.5", "dataset.train.paper_label_prob=1.5: must be within 0..1"),

@@ -65,7 +65,7 @@ def fast_dev_run_with_gpus_1(corpus, tmp_path_factory) -> subprocess.CompletedPr
 def full_run(corpus, tmp_path_factory) -> Path:
     """An uninterrupted 2-epoch run: the outputs under test and the reference for resumed runs."""
     cwd = tmp_path_factory.mktemp("full_run")
-    _train(cwd, corpus, "epochs=2", "test_after_fit=false")
+    _train(cwd, corpus, "epochs=2", "test_after_fit=false", "snapshot_every_n_steps=2")
     return cwd
 
 
@@ -98,6 +98,11 @@ def test_short_run_writes_checkpoints_metrics_hparams_and_validation_images(full
     assert checkpoint["hyper_parameters"]["residual_channels"] == 8 and checkpoint["optimizer_states"]
     assert set(checkpoint["diffvel_resume"]) == {"rng", "epoch", "consumed", "world_size"}
     assert len(list((run_dir / "checkpoints").glob("*e-diffusion_loss*.ckpt"))) == 2  # save_top_k=2
+    snapshots = sorted((run_dir / "checkpoints" / "snapshots").glob("*.ckpt"))
+    assert [path.name for path in snapshots] == ["step000002.ckpt", "step000004.ckpt"]  # every 2 steps, all kept
+    assert _load(snapshots[0])["global_step"] == 2
+    for key, value in checkpoint["state_dict"].items():
+        assert torch.equal(_load(snapshots[-1])["state_dict"][key], value), key  # the last is the final weights
 
     rows = _metrics(run_dir)
     train = [float(r["Train/diffusion_loss"]) for r in rows if r["Train/diffusion_loss"]]

@@ -155,6 +155,9 @@ def check_training_options(cfg) -> None:
     positive_int("epochs", cfg.epochs)
     odd_kernel_size("model.args.kernel_size", cfg.model.args.kernel_size)
     check_output_dir("log_dir", cfg.log_dir)
+    for key in ("save_every_n_steps", "snapshot_every_n_steps"):
+        if cfg.get(key) is not None:
+            positive_int(key, cfg.get(key))
     for split in ("train", "val"):
         probability(f"dataset.{split}.paper_label_prob", cfg.dataset[split].get("paper_label_prob", 0.0))
     if cfg.get("init_weights") is not None and cfg.get("ckpt_path") is not None:
