@@ -84,3 +84,11 @@ def test_exporting_an_average_keeps_its_sources(compose, tmp_path):
     export.export(tmp_path / "mean.ckpt", tmp_path / "shipped.ckpt")
     assert load_checkpoint(tmp_path / "shipped.ckpt")["averaged_from"] == [
         {"file": "s0.ckpt", "global_step": 10}, {"file": "s1.ckpt", "global_step": 20}]
+
+
+def test_an_average_with_an_exported_source_has_no_step(compose, tmp_path):
+    stepped = _scaled(compose, tmp_path / "run.ckpt", 1.0, 40)
+    exported = tiny_checkpoint(compose, tmp_path / "exported.ckpt")  # no global_step, no epoch
+    written = average.average([stepped, exported], tmp_path / "mean.ckpt")
+    assert "global_step" not in written and "epoch" not in written
+    assert [entry["global_step"] for entry in written["averaged_from"]] == [40, None]

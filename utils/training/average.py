@@ -66,8 +66,9 @@ def average(sources: list[Path], destination: Path) -> dict:
     slim = slim_copy(checkpoints[0])
     slim["state_dict"] = mean_state([c["state_dict"] for c in checkpoints], sources)
     steps = [c.get("global_step") for c in checkpoints]
-    for key in ("global_step", "epoch"):  # the latest source's, not the first's
+    for key in ("global_step", "epoch"):  # the latest source's; none when a source lacks it
         values = [c.get(key) for c in checkpoints]
+        slim.pop(key, None)
         if all(value is not None for value in values):
             slim[key] = max(values)
     slim["averaged_from"] = [{"file": source.name, "global_step": step} for source, step in zip(sources, steps)]
