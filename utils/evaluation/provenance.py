@@ -1,9 +1,10 @@
 """What produced a result: content hashes and settings, written as a JSON sidecar beside each result.
 
 run_test.py reuses an earlier pair file only when its sidecar records the same checkpoint content,
-sampler settings, seed, protocol, precision, float32 matmul precision, label frame rate, shift and .h5 content as the current
-run; anything else is recomputed, with the reason logged. `<result>.json` sits beside `<result>.npy`
-or `<result>.csv`, so every number can be traced to its checkpoint and settings.
+sampler settings, seed, protocol, precision, float32 matmul precision, label frame rate, shift and
+.h5 content as the current run; anything else is recomputed, with the reason logged.
+`<result>.json` sits beside `<result>.npy` or `<result>.csv`, so every number can be traced to its
+checkpoint and settings.
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ lies nearer to it than any single one, and it removes the luck of picking one ch
 source is read through the safe loader and must have the same parameters and the same
 hyperparameters, apart from TRAINING_ONLY ones (taken from the first source). DST is a slim
 checkpoint like `utils.training.export` writes, with `averaged_from` naming each source and its step,
-and the latest source's step and epoch as its own. It is written atomically; a source is never overwritten.
+and the latest source's step and epoch as its own (none where a source has none). It is written
+atomically; a source is never overwritten.
 """
 from __future__ import annotations
 
