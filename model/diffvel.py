@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import torchaudio
 
 from model.layers import DiffusionEmbedding, ResidualBlockWithFiLM, kaiming_conv1d
-from model.normalization import MinMaxNormalization
+from model.normalization import MinMaxNormalization, log_mel
 from task.diffusion import SpecRollDiffusion, plain
 from utils.training.checkpoint import CheckpointError, check_architecture, check_state_dict, load_checkpoint
 from utils.conventions import N_KEYS, SEGMENT_FRAMES, UNCONDITIONAL_SPEC_VALUE
@@ -86,12 +86,15 @@ class ClassifierFreeDiffRoll(SpecRollDiffusion):
 
     # ----- conditions: each can be computed once per segment and reused at every step -----
 
-    def spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Normalised log-mel of the waveform.  (B, L) -> (B, n_mels, L // hop + 1)."""
+    def mel_power(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Mel power of the waveform.  (B, L) -> (B, n_mels, L // hop + 1)."""
         if waveform.dim() != 2:
             raise ValueError(f"waveform must be (batch, samples), got shape {tuple(waveform.shape)}")
-        spec = torch.log(self.mel_layer(waveform) + 1e-6)
-        return self.normalize_spec(spec)
+        return self.mel_layer(waveform)
+
+    def spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Log-mel of the waveform, min-max normalised per item.  (B, L) -> (B, n_mels, L // hop + 1)."""
+        return self.normalize_spec(log_mel(self.mel_power(waveform)))
 
     def spec_dropout_(self, spec: torch.Tensor, p: float) -> torch.Tensor:
         """Classifier-free training: set whole items to the unconditional value with probability p."""

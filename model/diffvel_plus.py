@@ -12,7 +12,10 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
 - optional loss weighting of the note cells (a few percent of the roll): weight 1 + note_loss_weight
   on cells where the score's frame roll is on;
 - optional note pooling (model/note_pooling.py): every score note's output is the mean over the note,
-  in training and in sampling, so the network predicts one velocity per note.
+  in training and in sampling, so the network predicts one velocity per note;
+- optional absolute level: the log-mel enters through one fixed map (model/normalization.py) instead of
+  the paper's per-item min-max, which stretches every crop to [0, 1] and so hides how loud it is;
+- optional spectral tilt (model/augment.py): a random tilt of each training crop's mel power.
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
@@ -22,7 +25,9 @@ import torch
 import torch.nn as nn
 
 from model.diffvel import ClassifierFreeDiffRoll
+from model.augment import SpectralTilt
 from model.layers import kaiming_conv1d
+from model.normalization import fixed_level, log_mel
 from model.note_pooling import pool_notes, rising_edges
 from utils.conventions import N_KEYS
 
@@ -48,11 +53,13 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         absolute_velocity: train on velocity / 128 (True) or, as the paper, on min-max normalised rolls.
         note_loss_weight: extra loss weight of cells inside the score's notes (0: the plain mean).
         note_pooling: output the mean over each score note on its cells (needs score_conditioner).
+        absolute_level: scale the log-mel by one fixed map (True) or, as the paper, min-max per item.
+        tilt_db: training only: a random spectral tilt of up to +-tilt_db dB at the band edges per crop.
     """
 
     def __init__(self, score_conditioner: bool = True, absolute_velocity: bool = True,
-                 note_loss_weight: float = 0.0, note_pooling: bool = False, variant: str = VARIANT,
-                 **network_args):
+                 note_loss_weight: float = 0.0, note_pooling: bool = False, absolute_level: bool = False,
+                 tilt_db: float = 0.0, variant: str = VARIANT, **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
@@ -63,8 +70,11 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         self.save_hyperparameters({**self.hparams, "variant": VARIANT, "score_conditioner": bool(score_conditioner),
                                    "absolute_velocity": bool(absolute_velocity),
                                    "note_loss_weight": float(note_loss_weight),
-                                   "note_pooling": bool(note_pooling)})
+                                   "note_pooling": bool(note_pooling), "absolute_level": bool(absolute_level),
+                                   "tilt_db": float(tilt_db)})
         self.absolute_velocity = bool(absolute_velocity)
+        self.absolute_level = bool(absolute_level)
+        self.tilt = SpectralTilt(tilt_db)
         self.note_pooling = bool(note_pooling)
         self.note_loss_weight = float(note_loss_weight)
         channels = network_args["residual_channels"]
@@ -73,6 +83,11 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         ) if score_conditioner else None
 
     # ----- conditions -----
+
+    def spectrogram(self, waveform):
+        """Log-mel (tilted in training), at its absolute level or min-max normalised.  (B, L) -> (B, n_mels, T)."""
+        spec = log_mel(self.tilt(self.mel_power(waveform)))
+        return fixed_level(spec) if self.absolute_level else self.normalize_spec(spec)
 
     def score_features(self, frame_roll, onset_roll=None):
         """Frame and onset rolls stacked as channels.  (B, [1,] T, 88) x 2 -> (B, 176, T)."""

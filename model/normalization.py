@@ -1,5 +1,24 @@
-"""Per-item min-max normalisation, as the published DiffVel applies it to spectrograms and rolls."""
+"""Spectrogram and roll scaling: the paper's per-item min-max, and DiffVel+'s fixed level map."""
+import math
+
 import torch
+
+LOG_MEL_EPSILON = 1e-6  # the published log(mel + 1e-6)
+LOG_MEL_FLOOR = math.log(LOG_MEL_EPSILON)  # the log-mel of silence (-13.82)
+# The median 640-frame maximum of log-mel in the demo-style training corpus (data/synth_demo_free, 120
+# crops; 1 %-99 %: 0.52-2.71), so a typical crop maps as min-max maps it; README, "Run L".
+LOG_MEL_REFERENCE = 1.56
+
+
+def log_mel(power: torch.Tensor) -> torch.Tensor:
+    """log(mel power + 1e-6), as published.  (B, n_mels, T) -> (B, n_mels, T)."""
+    return torch.log(power + LOG_MEL_EPSILON)
+
+
+def fixed_level(spec: torch.Tensor) -> torch.Tensor:
+    """Log-mel mapped by one fixed affine map (silence -> 0, LOG_MEL_REFERENCE -> 1), so the absolute
+    level survives: a crop 6 dB quieter stays lower, where min-max would stretch it back to 1."""
+    return (spec - LOG_MEL_FLOOR) / (LOG_MEL_REFERENCE - LOG_MEL_FLOOR)
 
 
 class MinMaxNormalization:
