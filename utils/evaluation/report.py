@@ -185,3 +185,15 @@ def mae_against_steps_plot(rows: list[dict], path, title: str = "Velocity MAE ag
     axes.set_ylabel("MAE (MIDI velocity)")
     axes.legend(fontsize=7)
     return _save_figure(figure, path)
+
+
+def mae_against_gain_plot(rows: list[dict], path, title: str = "Velocity MAE against recording gain") -> Path:
+    """One line of MAE against gain (dB) per (set, method)."""
+    figure, axes = _new_axes(title)
+    for label, method in dict.fromkeys((row["set"], row["method"]) for row in rows):
+        curve = sorted((row["gain_db"], row["MAE"]) for row in rows if (row["set"], row["method"]) == (label, method))
+        axes.plot(*zip(*curve), marker="o", label=f"{label}: {method}")
+    axes.set_xlabel("gain applied to the audio (dB)")
+    axes.set_ylabel("MAE (MIDI velocity)")
+    axes.legend(fontsize=7)
+    return _save_figure(figure, path)
