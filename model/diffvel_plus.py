@@ -14,7 +14,7 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
 - optional note pooling (model/note_pooling.py): every score note's output is the mean over the note,
   in training and in sampling, so the network predicts one velocity per note;
 - optional absolute level: the log-mel enters through one fixed map (model/normalization.py) instead of
-  the paper's per-item min-max, which stretches every crop to [0, 1] and so hides how loud it is;
+  the paper's per-item min-max, which stretches every crop to [0, 1] and so hides most of how loud it is;
 - optional spectral tilt (model/augment.py): a random tilt of each training crop's mel power.
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
@@ -24,8 +24,8 @@ import logging
 import torch
 import torch.nn as nn
 
-from model.diffvel import ClassifierFreeDiffRoll
 from model.augment import SpectralTilt
+from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
 from model.normalization import fixed_level, log_mel
 from model.note_pooling import pool_notes, rising_edges

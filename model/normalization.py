@@ -5,8 +5,9 @@ import torch
 
 LOG_MEL_EPSILON = 1e-6  # the published log(mel + 1e-6)
 LOG_MEL_FLOOR = math.log(LOG_MEL_EPSILON)  # the log-mel of silence (-13.82)
-# The median 640-frame maximum of log-mel in the demo-style training corpus (data/synth_demo_free, 120
-# crops; 1 %-99 %: 0.52-2.71), so a typical crop maps as min-max maps it; README, "Run L".
+# The median 640-frame maximum of log-mel in the demo-style training corpus (measured on 60 of its 240
+# pieces; on all of them, `python -m bench.levels --root data/synth_demo_free`, 1.55, 1 %-99 %:
+# 0.48-2.68), so that a typical crop maps as min-max maps it.
 LOG_MEL_REFERENCE = 1.56
 
 

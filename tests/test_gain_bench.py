@@ -1,4 +1,4 @@
-"""bench.gain: every model and the loudness regression on the same notes at several recording gains."""
+"""bench.gain (every model and the loudness regression at several recording gains) and bench.levels (crop levels)."""
 import numpy as np
 
 from _estimate_fixtures import tiny_checkpoint
@@ -32,3 +32,29 @@ def test_a_missing_model_is_refused_in_one_line(corpus, tmp_path, capsys):
     missing = tmp_path / "none.ckpt"
     assert gain.main(["--model", f"x={missing}", "--sets", f"tiny={corpus / 'smd_h5'}"]) == 1
     assert capsys.readouterr().err.strip() == f"error: {missing}: not found"
+
+
+def test_crop_levels_follow_the_gain_and_reach_silence():
+    import torchaudio
+
+    from bench import levels
+    from utils.demo import spectrogram_args
+
+    mel = torchaudio.transforms.MelSpectrogram(**spectrogram_args())
+    tone = np.sin(2 * np.pi * 440 * np.arange(16000 * 45) / 16000).astype(np.float32) * 0.1
+    tone[: 16000 * 5] = 0  # a silent start: the first crop reaches the floor
+    quiet, loud = levels.crop_levels(tone, mel), levels.crop_levels(tone * 2, mel)
+    assert quiet.shape == (2, 3)  # 45 s = 1406 frames: two whole 640-frame crops
+    np.testing.assert_allclose(loud[:, 0] - quiet[:, 0], np.log(4.0), atol=1e-4)  # the maximum: power x 4
+    assert quiet[0, 1] == np.float32(np.log(1e-6))
+
+
+def test_levels_of_a_corpus_and_a_missing_split(corpus, capsys):
+    from bench import levels
+
+    assert levels.main(["--root", str(corpus)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| max", "| min"))]
+    percentiles = [float(cell) for cell in rows[0].split("|")[3:8]]
+    assert percentiles == sorted(percentiles) and len(rows) == 2
+    assert levels.main(["--root", str(corpus), "--split", "nosuch"]) == 1
+    assert "no 'nosuch' pieces" in capsys.readouterr().err
