@@ -114,15 +114,22 @@ def notes_summary(protocol: str, method: str, notes: dict) -> dict:
                        [n["detected"] for n in flat])
 
 
+def prepare(args):
+    """(loaded models {name: model}, sets {name: folder}, spectrogram args, fitted baselines) for
+    --model/--sets/--baseline-root; FileNotFoundError/ValueError with one line."""
+    models, sets = resolve(args)
+    spec_args = spectrogram_args()
+    baselines = fit_baselines(args.baseline_root, spec_args)
+    loaded = {name: load_diffvel(path, frame_threshold=0.5).eval() for name, path in models.items()}
+    return loaded, sets, spec_args, baselines
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     try:
-        models, sets = resolve(args)
-        spec_args = spectrogram_args()
-        baselines = fit_baselines(args.baseline_root, spec_args)
-        loaded = {name: load_diffvel(path, frame_threshold=0.5).eval() for name, path in models.items()}
+        loaded, sets, spec_args, baselines = prepare(args)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -23,11 +23,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.accuracy import REPO, SAMPLING, load_set, model_notes, resolve  # noqa: E402
-from model.diffvel import load_diffvel  # noqa: E402
+from bench.accuracy import REPO, SAMPLING, load_set, model_notes, prepare  # noqa: E402
 from utils import tables  # noqa: E402
-from utils.demo import baseline_rows, spectrogram_args  # noqa: E402
-from utils.evaluation.baselines import fit_baselines  # noqa: E402
+from utils.demo import baseline_rows  # noqa: E402
 from utils.evaluation.protocols import CORRECTED, PROTOCOLS  # noqa: E402
 from utils.evaluation.report import mae_against_gain_plot  # noqa: E402
 
@@ -73,15 +71,14 @@ def parse_args(argv=None):
 def set_rows(label, excerpts, gain_db, models, baselines, args, spec_args) -> list[dict]:
     """The rows of one set at one gain: every model, then the loudness regression on the same notes."""
     excerpts = scaled(excerpts, gain_db)
-    rows, notes = [], None
+    rows, notes, truth = [], None, None
     for name, model in models.items():
         notes = model_notes(model, excerpts, args.protocol, SAMPLING[args.sampling])
-        flat = [n for excerpt_notes in notes.values() for n in excerpt_notes]
-        rows.append(row(label, gain_db, name, np.array([n["velocity"] for n in flat], float),
-                        np.array([n["estimate"] for n in flat], float)))
+        flat = [n for excerpt_notes in notes.values() for n in excerpt_notes]  # the same notes for every model
+        truth = np.array([n["velocity"] for n in flat], float)
+        rows.append(row(label, gain_db, name, truth, np.array([n["estimate"] for n in flat], float)))
         print(f"{label} {gain_db:+g} dB {name}: MAE {rows[-1]['MAE']:.2f}", flush=True)
     _, loudness = baseline_rows(baselines, excerpts, list(notes.items()), args.protocol, spec_args)
-    truth = np.array([n["velocity"] for excerpt_notes in notes.values() for n in excerpt_notes], float)
     return rows + [row(label, gain_db, LOUDNESS, truth, np.asarray(loudness, float))]
 
 
@@ -90,10 +87,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     try:
-        models, sets = resolve(args)
-        spec_args = spectrogram_args()
-        baselines = fit_baselines(args.baseline_root, spec_args)
-        loaded = {name: load_diffvel(path, frame_threshold=0.5).eval() for name, path in models.items()}
+        loaded, sets, spec_args, baselines = prepare(args)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
