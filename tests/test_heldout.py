@@ -114,6 +114,6 @@ def test_missing_soundfont_is_a_one_line_error(tmp_path, caplog):
 def test_failed_download_names_the_package(tmp_path, monkeypatch):
     class Failed:
         returncode, stderr = 1, "ERROR: No matching distribution found for miditok==3.1.0\n"
-    monkeypatch.setattr(heldout.subprocess, "run", lambda *a, **k: Failed())
+    monkeypatch.setattr(heldout.sdist.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(heldout.HeldoutError, match="cannot download the miditok==3.1.0 sdist"):
         heldout.fetch_sdist(tmp_path)

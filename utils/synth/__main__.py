@@ -11,7 +11,8 @@ from utils.synth.render import RENDERERS, RendererUnavailable
 
 # command-line option -> CorpusConfig field
 OPTIONS = {"n_train": int, "n_val": int, "n_test": int, "n_smd": int, "seconds": float, "smd_seconds": float,
-           "seed": int, "gain_db": float, "eq_db": float, "room": float, "free_velocity": float}
+           "seed": int, "gain_db": float, "eq_db": float, "room": float, "free_velocity": float,
+           "performance_fraction": float}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,15 +34,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="draw each piece's SoundFont from these (repeat the option): .sf2/.sf3 files render with "
                              "FluidSynth, .cfg files (e.g. /etc/timidity/freepats.cfg) with TiMidity++, a folder of "
                              "one-per-key recordings (python -m utils.synth.samples) with the sampler")
+    parser.add_argument("--performances", action="append", default=[],
+                        help="performance MIDI file or folder (repeatable): --performance-fraction of the pieces are "
+                             "windows of these real performances instead of generated (utils/synth/performances.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     config = dataclasses.replace(TINY if args.tiny else defaults, renderer=args.renderer,
                                  sample_rate=args.sample_rate, soundfonts=tuple(args.soundfonts),
+                                 performances=tuple(args.performances),
                                  **{f: getattr(args, f) for f in OPTIONS if getattr(args, f) is not None})
     try:
         summary = write_corpus(args.out, config)
-    except (ValueError, FileNotFoundError, RendererUnavailable) as error:
+    except (ValueError, FileNotFoundError, RendererUnavailable) as error:  # PerformanceError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 1
     splits = {split: sum(row["split"] == split for row in summary.rows) for split in ("train", "validation", "test")}

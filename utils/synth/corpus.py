@@ -31,6 +31,7 @@ from tqdm import tqdm
 from utils.atomic import atomic_path
 from utils.conventions import SEGMENT_SECONDS
 from utils.synth.performance import generate_performance
+from utils.synth.performances import load_performances, performance_window
 from utils.synth import variety
 from utils.synth.render import Renderer, make_renderer, to_output_channels
 from utils.synth.timidity import voice_renderer
@@ -67,6 +68,8 @@ class CorpusConfig:
     eq_db: float = 0.0  # per-piece spectral tilt within +-eq_db
     room: float = 0.0  # per-piece synthetic room, wet mix up to `room`
     free_velocity: float = 0.0  # fraction of notes whose velocity is drawn independently of the score
+    performances: tuple = ()  # performance MIDI files or folders (utils/synth/performances.py)
+    performance_fraction: float = 0.0  # fraction of pieces cut from `performances` instead of generated
 
     def check(self) -> None:
         for name in ("n_train", "n_val", "n_test", "n_smd"):
@@ -81,6 +84,10 @@ class CorpusConfig:
         if self.sample_rate not in OUTPUT_FORMATS:
             raise ValueError(f"sample_rate={self.sample_rate}: expected one of {sorted(OUTPUT_FORMATS)}")
         variety.check_ranges(self.gain_db, self.eq_db, self.room, self.soundfonts, self.free_velocity)
+        if not 0 <= self.performance_fraction <= 1:
+            raise ValueError(f"performance_fraction={self.performance_fraction}: must be within 0..1")
+        if bool(self.performances) != (self.performance_fraction > 0):
+            raise ValueError("performances and performance_fraction go together: give both or neither")
 
 
 TINY = CorpusConfig(n_train=2, n_val=1, n_test=1, n_smd=2, seconds=25.0, smd_seconds=25.0)
@@ -129,7 +136,8 @@ def _check_config(out_dir: Path, config: CorpusConfig, renderer_name: str) -> No
     """Refuse to extend a corpus made with other generation settings; record the settings."""
     settings = {key: value for key, value in asdict(config).items() if not key.startswith("n_")}
     settings["soundfonts"] = [str(path) for path in config.soundfonts]
-    for key in ("soundfonts", "gain_db", "eq_db", "room", "free_velocity"):  # variety options: recorded only when used
+    settings["performances"] = [str(path) for path in config.performances]
+    for key in ("soundfonts", "gain_db", "eq_db", "room", "free_velocity", "performances", "performance_fraction"):  # variety options: recorded only when used
         if not settings[key]:
             settings.pop(key)
     settings["renderer"] = renderer_name
@@ -154,6 +162,7 @@ class _Renderers:
     def __init__(self, default: Renderer, config: CorpusConfig):
         self.default, self.config = default, config
         self.by_soundfont = {str(path): voice_renderer(str(path), config.sample_rate) for path in config.soundfonts}
+        self.performances = load_performances(config.performances, MIN_SECONDS) if config.performances else []
 
     def render(self, spec: PieceSpec, midi, seconds: float, label: str):
         config = self.config
@@ -165,11 +174,12 @@ class _Renderers:
 
 def _render_piece(spec: PieceSpec, seconds: float, renderer: _Renderers, channels: int,
                   audio_path: Path, midi_path: Path) -> str:
-    """Generate, render and write one piece unless both files exist; return its title."""
-    piece = generate_performance(seconds, spec.seed)
+    """Generate (or cut from a performance), render and write one piece unless both files exist; return its title."""
+    piece, real = _piece(spec, seconds, renderer)
     if audio_path.is_file() and midi_path.is_file():
         return piece.title
-    variety.free_velocities(piece.midi, renderer.config.free_velocity, spec.seed)
+    if not real:  # real performances keep their velocities
+        variety.free_velocities(piece.midi, renderer.config.free_velocity, spec.seed)
     audio = renderer.render(spec, piece.midi, seconds, audio_path.name)  # (2, samples)
     with atomic_path(midi_path) as temporary:
         piece.midi.write(str(temporary))
@@ -177,6 +187,14 @@ def _render_piece(spec: PieceSpec, seconds: float, renderer: _Renderers, channel
         soundfile.write(str(temporary), to_output_channels(audio, channels), renderer.default.sample_rate,
                         subtype="PCM_16", format="WAV")
     return piece.title
+
+
+def _piece(spec: PieceSpec, seconds: float, renderer: _Renderers):
+    """(piece, cut from a real performance?) of one spec; the piece seed decides which."""
+    fraction = renderer.config.performance_fraction
+    if fraction > 0 and np.random.default_rng([spec.seed, 4111]).random() < fraction:
+        return performance_window(renderer.performances, seconds, spec.seed), True
+    return generate_performance(seconds, spec.seed), False
 
 
 def _metadata_texts(rows: list[dict]) -> tuple[str, str]:
