@@ -1,13 +1,16 @@
 """Note-velocity accuracy of every model and baseline on the same notes: the demo's synthetic test set
 and the held-out real-performance set.
 
-    python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--out bench_accuracy.md]
+    python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--bias] [--out bench_accuracy.md]
 
 Models default to the shipped DiffVel+ (pretrained/) and, when present, the demo's paper model.
 Every model samples every segment as run_test.py does (utils.evaluation.excerpts, same per-segment seeds) with
 the sampler of --sampling (fast: DDIM 10 steps; paper: 200-step DDPM). Baselines (training mean and
 loudness regression, utils/evaluation/baselines.py) are fitted on the train split of --baseline-root (the demo
 corpus) and scored on exactly the evaluated notes. Prints one Markdown row per (set, protocol, method).
+--bias adds two diagnostic columns (utils.evaluation.report.bias_split): the mean signed error, and the MAE
+left once each excerpt's mean error is removed (what an offset per recording, such as an unfamiliar piano's
+level or brightness, does not explain).
 """
 
 from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
@@ -18,6 +21,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
@@ -29,7 +33,7 @@ from utils.evaluation.baselines import fit_baselines  # noqa: E402
 from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
 from utils.evaluation.metrics import evaluate  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
-from utils.evaluation.report import summary_row  # noqa: E402
+from utils.evaluation.report import bias_split, summary_row  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLING = {"fast": {"type": "ddim_x0", "steps": 10}, "paper": {"type": "cfdg_ddpm_x0", "steps": None}}
@@ -57,10 +61,25 @@ def model_notes(model, excerpts: dict, protocol: str, sampling: dict) -> dict:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    return tables.markdown_table(
-        ("set", "protocol", "method", "notes", "MAE", "STD", "recall"),
-        ([r["set"], r["protocol"], r["method"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['recall']:.3f}"]
-         for r in rows), "lllrrrr")
+    """The accuracy table; with the --bias columns when the rows carry them."""
+    bias = bool(rows) and "bias" in rows[0]
+    header = ("set", "protocol", "method", "notes", "MAE", "STD", "recall") + (
+        ("mean error", "MAE, excerpt bias removed") if bias else ())
+    return tables.markdown_table(header, (
+        [r["set"], r["protocol"], r["method"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['recall']:.3f}"]
+        + ([f"{r['bias']:+.2f}", f"{r['centred_MAE']:.2f}"] if bias else []) for r in rows), "lllrrrr" + "rr" * bias)
+
+
+def excerpt_bias(notes: dict, estimates=None) -> dict:
+    """bias_split of {excerpt: evaluated notes}, with the notes' own estimates or the flat `estimates`
+    (one per note, in the notes' order: a baseline's)."""
+    truth = [[n["velocity"] for n in excerpt] for excerpt in notes.values()]
+    if estimates is None:
+        guesses = [[n["estimate"] for n in excerpt] for excerpt in notes.values()]
+    else:
+        bounds = np.cumsum([0] + [len(t) for t in truth])
+        guesses = [np.asarray(estimates)[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return bias_split(truth, guesses)
 
 
 def parse_args(argv=None):
@@ -75,6 +94,8 @@ def parse_args(argv=None):
     parser.add_argument("--sampling", choices=sorted(SAMPLING), default="fast")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    parser.add_argument("--bias", action="store_true",
+                        help="add the mean signed error and the MAE left once each excerpt's mean error is removed")
     return parser.parse_args(argv)
 
 
@@ -141,11 +162,14 @@ def main(argv=None) -> int:
             for name, model in loaded.items():
                 start = time.perf_counter()
                 notes = model_notes(model, excerpts, protocol, SAMPLING[args.sampling])
-                rows.append({**notes_summary(protocol, name, notes), "set": label})
+                rows.append({**notes_summary(protocol, name, notes), "set": label,
+                             **(excerpt_bias(notes) if args.bias else {})})
                 print(f"{label} {protocol} {name}: MAE {rows[-1]['MAE']:.2f} ({time.perf_counter() - start:.0f} s)",
                       flush=True)
-            rows += [{**row, "set": label} for row in baseline_rows(baselines, excerpts, list(notes.items()), protocol,
-                                                                            spec_args)[0]]
+            summary, loudness = baseline_rows(baselines, excerpts, list(notes.items()), protocol, spec_args)
+            guesses = (baselines.predict_mean(summary[0]["notes"]), loudness)  # the rows' order
+            rows += [{**row, "set": label, **(excerpt_bias(notes, guess) if args.bias else {})}
+                     for row, guess in zip(summary, guesses)]
     emit_table(markdown_table(rows), args.out)
     return 0
 
