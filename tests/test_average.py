@@ -63,6 +63,9 @@ def test_overwriting_a_source_or_a_single_source_is_refused(compose, tmp_path, c
     assert first.read_bytes() == before
     assert average.main([str(tmp_path / "m.ckpt"), str(first)]) == 1
     assert "at least two checkpoints" in capsys.readouterr().err
+    assert average.main([str(tmp_path / "m.ckpt"), str(first), str(second), str(tmp_path / "." / "a.ckpt")]) == 1
+    assert f"{tmp_path / 'a.ckpt'}: given twice" in capsys.readouterr().err
+    assert not (tmp_path / "m.ckpt").exists()
 
 
 def test_export_keeps_weights_and_step_and_drops_training_state(compose, tmp_path, capsys):

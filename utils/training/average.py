@@ -61,6 +61,10 @@ def average(sources: list[Path], destination: Path) -> dict:
         raise ValueError("give at least two checkpoints to average")
     if any(source.resolve() == destination.resolve() for source in sources):
         raise ValueError(f"{destination}: the average would overwrite one of its sources")
+    resolved = [source.resolve() for source in sources]
+    repeated = next((source for source, path in zip(sources, resolved) if resolved.count(path) > 1), None)
+    if repeated is not None:
+        raise ValueError(f"{repeated}: given twice (it would count double in the mean)")
     checkpoints = [load_checkpoint(source) for source in sources]
     for source, checkpoint in zip(sources[1:], checkpoints[1:]):
         check_compatible(source, checkpoint, checkpoints[0])
