@@ -30,16 +30,15 @@ from tqdm import tqdm
 
 from utils.atomic import atomic_path, atomic_write_bytes
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
-from utils.data import sdist
 from utils.data.pack_smd import pack_pair
-from utils.data.sdist import sha256_of
+from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned, sha256_of
 from utils.synth.performances import piano_only
 from utils.synth.render import FLUIDSYNTH_GAIN, RELEASE_TAIL_SECONDS, FluidSynthRenderer, RendererUnavailable
 
 log = logging.getLogger(__name__)
 
 PACKAGE, VERSION = "miditok", "3.1.0"
-SDIST_PIN = sdist.PinnedSdist(PACKAGE, VERSION, "1f905b9be87a57dac28a86c1c7a7565674a5d2e57b2f650bc2fea97792f6bdef")
+SDIST_PIN = PinnedSdist(PACKAGE, VERSION, "1f905b9be87a57dac28a86c1c7a7565674a5d2e57b2f650bc2fea97792f6bdef")
 MEMBER_DIR = f"{PACKAGE}-{VERSION}/tests/MIDIs_one_track"
 PIECES = {  # file in MEMBER_DIR -> sha256
     "Maestro_1.mid": "de94744a9c06c2c133b6f81e7f08a8707eb8ba614a10c878dd9572fc1eb868c9",
@@ -84,8 +83,8 @@ class Excerpt:
 def fetch_sdist(cache: Path) -> Path:
     """The pinned MidiTok sdist in ``cache`` (utils.data.sdist), as a HeldoutError when it fails."""
     try:
-        return sdist.fetch_sdist(SDIST_PIN, cache)
-    except sdist.SdistError as error:
+        return fetch_pinned(SDIST_PIN, cache)
+    except SdistError as error:
         raise HeldoutError(str(error)) from None
 
 

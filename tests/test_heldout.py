@@ -8,6 +8,7 @@ import pytest
 from bench import heldout
 from bench.heldout import Excerpt, cut_points, excerpt_midi, note_free_times, piano_only, split_piece
 from utils.conventions import SAMPLE_RATE
+from utils.data import sdist
 from utils.data.smd import read_excerpt
 from utils.synth.render import AdditiveRenderer, FluidSynthRenderer, RendererUnavailable
 from utils.data.corrected_labels import parse_notes
@@ -114,6 +115,6 @@ def test_missing_soundfont_is_a_one_line_error(tmp_path, caplog):
 def test_failed_download_names_the_package(tmp_path, monkeypatch):
     class Failed:
         returncode, stderr = 1, "ERROR: No matching distribution found for miditok==3.1.0\n"
-    monkeypatch.setattr(heldout.sdist.subprocess, "run", lambda *a, **k: Failed())
+    monkeypatch.setattr(sdist.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(heldout.HeldoutError, match="cannot download the miditok==3.1.0 sdist"):
         heldout.fetch_sdist(tmp_path)

