@@ -1,13 +1,25 @@
-"""Training-time augmentation of the mel power: a random spectral tilt per item.
+"""Training-time augmentation of the mel power: a random spectral tilt and a random smooth EQ per item.
 
 A piano's brightness rises with velocity, and a network that has heard a few pianos can read a
-brighter piano as louder playing. A tilt drawn afresh for every training crop makes the absolute
+brighter piano as louder playing. A tilt or EQ drawn afresh for every training crop makes the absolute
 spectral balance unreliable, so what stays informative is the level (with `absolute_level`) and how
-bright a note is against the rest of its crop. Applied to the mel power before the log, so silent
-cells stay silent.
+bright a note is against the rest of its crop. Both act on the mel power before the log, so silent
+cells stay silent, and only in training.
 """
 import torch
 import torch.nn as nn
+
+EQ_POINTS = 8  # anchors of the random EQ, evenly spaced over the mel bins (about 29 bins apart for 229)
+
+
+def _check_db(key: str, max_db: float) -> float:
+    if not max_db >= 0:
+        raise ValueError(f"model.args.{key}={max_db}: must be >= 0")
+    return float(max_db)
+
+
+def _db_to_gain(db: torch.Tensor) -> torch.Tensor:
+    return 10.0 ** (db / 10.0)
 
 
 class SpectralTilt(nn.Module):
@@ -16,9 +28,7 @@ class SpectralTilt(nn.Module):
 
     def __init__(self, max_db: float):
         super().__init__()
-        if not max_db >= 0:
-            raise ValueError(f"model.args.tilt_db={max_db}: must be >= 0")
-        self.max_db = float(max_db)
+        self.max_db = _check_db("tilt_db", max_db)
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:
         # power (B, n_mels, T) -> (B, n_mels, T)
@@ -26,4 +36,25 @@ class SpectralTilt(nn.Module):
             return power
         slope = (torch.rand(power.shape[0], 1, 1, device=power.device) * 2 - 1) * self.max_db  # (B, 1, 1)
         position = torch.linspace(-1.0, 1.0, power.shape[1], device=power.device).view(1, -1, 1)  # (1, n_mels, 1)
-        return power * 10.0 ** (slope * position / 10.0)
+        return power * _db_to_gain(slope * position)
+
+
+class RandomEq(nn.Module):
+    """Multiply each item's mel power by a smooth random gain curve, in dB: EQ_POINTS anchors evenly
+    spaced over the mel bins, each uniform in [-max_db, max_db] per item, linearly interpolated between
+    them. Unlike the tilt, it moves the middle bands too, where a piano's brightness changes most."""
+
+    def __init__(self, max_db: float):
+        super().__init__()
+        self.max_db = _check_db("eq_db", max_db)
+
+    def curve(self, items: int, n_mels: int, device=None) -> torch.Tensor:
+        """Random gains in dB.  -> (items, n_mels)"""
+        anchors = (torch.rand(items, 1, EQ_POINTS, device=device) * 2 - 1) * self.max_db  # (B, 1, P)
+        return nn.functional.interpolate(anchors, size=n_mels, mode="linear", align_corners=True)[:, 0]
+
+    def forward(self, power: torch.Tensor) -> torch.Tensor:
+        # power (B, n_mels, T) -> (B, n_mels, T)
+        if not self.training or self.max_db == 0:
+            return power
+        return power * _db_to_gain(self.curve(power.shape[0], power.shape[1], power.device)).unsqueeze(-1)

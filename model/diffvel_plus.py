@@ -15,7 +15,8 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
   in training and in sampling, so the network predicts one velocity per note;
 - optional absolute level: the log-mel enters through one fixed map (model/normalization.py) instead of
   the paper's per-item min-max, which stretches every crop to [0, 1] and so hides most of how loud it is;
-- optional spectral tilt (model/augment.py): a random tilt of each training crop's mel power.
+- optional spectral tilt and random EQ (model/augment.py): a random tilt and a random smooth gain
+  curve of each training crop's mel power.
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
@@ -24,7 +25,7 @@ import logging
 import torch
 import torch.nn as nn
 
-from model.augment import SpectralTilt
+from model.augment import RandomEq, SpectralTilt
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
 from model.normalization import fixed_level, log_mel
@@ -55,11 +56,12 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         note_pooling: output the mean over each score note on its cells (needs score_conditioner).
         absolute_level: scale the log-mel by one fixed map (True) or, as the paper, min-max per item.
         tilt_db: training only: a random spectral tilt of up to +-tilt_db dB at the band edges per crop.
+        eq_db: training only: a random smooth EQ of up to +-eq_db dB per band per crop.
     """
 
     def __init__(self, score_conditioner: bool = True, absolute_velocity: bool = True,
                  note_loss_weight: float = 0.0, note_pooling: bool = False, absolute_level: bool = False,
-                 tilt_db: float = 0.0, variant: str = VARIANT, **network_args):
+                 tilt_db: float = 0.0, eq_db: float = 0.0, variant: str = VARIANT, **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
@@ -71,10 +73,11 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                                    "absolute_velocity": bool(absolute_velocity),
                                    "note_loss_weight": float(note_loss_weight),
                                    "note_pooling": bool(note_pooling), "absolute_level": bool(absolute_level),
-                                   "tilt_db": float(tilt_db)})
+                                   "tilt_db": float(tilt_db), "eq_db": float(eq_db)})
         self.absolute_velocity = bool(absolute_velocity)
         self.absolute_level = bool(absolute_level)
         self.tilt = SpectralTilt(tilt_db)
+        self.eq = RandomEq(eq_db)
         self.note_pooling = bool(note_pooling)
         self.note_loss_weight = float(note_loss_weight)
         channels = network_args["residual_channels"]
@@ -85,8 +88,9 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
     # ----- conditions -----
 
     def spectrogram(self, waveform):
-        """Log-mel (tilted in training), at its absolute level or min-max normalised.  (B, L) -> (B, n_mels, T)."""
-        spec = log_mel(self.tilt(self.mel_power(waveform)))
+        """Log-mel (tilted and equalised in training), at its absolute level or min-max normalised.
+        (B, L) -> (B, n_mels, T)."""
+        spec = log_mel(self.eq(self.tilt(self.mel_power(waveform))))
         return fixed_level(spec) if self.absolute_level else self.normalize_spec(spec)
 
     def score_features(self, frame_roll, onset_roll=None):
