@@ -8,9 +8,10 @@ Every model samples every segment as run_test.py does (utils.evaluation.excerpts
 the sampler of --sampling (fast: DDIM 10 steps; paper: 200-step DDPM). Baselines (training mean and
 loudness regression, utils/evaluation/baselines.py) are fitted on the train split of --baseline-root (the demo
 corpus) and scored on exactly the evaluated notes. Prints one Markdown row per (set, protocol, method).
---bias adds two diagnostic columns (utils.evaluation.report.bias_split): the mean signed error, and the MAE
+--bias adds three diagnostic columns (utils.evaluation.report.bias_split): the mean signed error, the MAE
 left once each excerpt's mean error is removed (what an offset per recording, such as an unfamiliar piano's
-level or brightness, does not explain).
+level or brightness, does not explain), and the correlation of estimates and truth over all notes (n/a for
+a constant guess such as the training mean).
 """
 
 from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
@@ -64,10 +65,15 @@ def markdown_table(rows: list[dict]) -> str:
     """The accuracy table; with the --bias columns when the rows carry them."""
     bias = bool(rows) and "bias" in rows[0]
     header = ("set", "protocol", "method", "notes", "MAE", "STD", "recall") + (
-        ("mean error", "MAE, excerpt bias removed") if bias else ())
+        ("mean error", "MAE, excerpt bias removed", "correlation") if bias else ())
     return tables.markdown_table(header, (
         [r["set"], r["protocol"], r["method"], r["notes"], f"{r['MAE']:.2f}", f"{r['STD']:.2f}", f"{r['recall']:.3f}"]
-        + ([f"{r['bias']:+.2f}", f"{r['centred_MAE']:.2f}"] if bias else []) for r in rows), "lllrrrr" + "rr" * bias)
+        + ([f"{r['bias']:+.2f}", f"{r['centred_MAE']:.2f}", _correlation_cell(r["correlation"])] if bias else [])
+        for r in rows), "lllrrrr" + "rrr" * bias)
+
+
+def _correlation_cell(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.2f}"
 
 
 def excerpt_bias(notes: dict, estimates=None) -> dict:
@@ -95,7 +101,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     parser.add_argument("--bias", action="store_true",
-                        help="add the mean signed error and the MAE left once each excerpt's mean error is removed")
+                        help="add the mean signed error, the MAE left once each excerpt's mean error is "
+                             "removed, and the correlation of estimates and truth")
     return parser.parse_args(argv)
 
 

@@ -27,7 +27,14 @@ def test_mismatched_lists_and_empty_excerpts():
 def test_flat_baseline_estimates_are_split_by_excerpt_in_note_order():
     notes = {"a": [{"velocity": 10, "estimate": 0}, {"velocity": 20, "estimate": 0}], "b": [{"velocity": 30, "estimate": 0}]}
     split = accuracy.excerpt_bias(notes, [12, 22, 25])  # a: +2 each, b: -5
-    assert split == {"bias": pytest.approx(-1 / 3), "centred_MAE": pytest.approx(0.0)}
+    assert split == {"bias": pytest.approx(-1 / 3), "centred_MAE": pytest.approx(0.0),
+                     "correlation": pytest.approx(np.corrcoef([10, 20, 30], [12, 22, 25])[0, 1])}
+
+
+def test_the_correlation_is_over_all_notes_and_undefined_for_a_constant_guess():
+    assert bias_split([[10, 20], [30]], [[15, 25], [35]])["correlation"] == pytest.approx(1.0)
+    assert bias_split([[10, 20], [30]], [[30, 20], [10]])["correlation"] == pytest.approx(-1.0)
+    assert np.isnan(bias_split([[10, 20, 30]], [[50, 50, 50]])["correlation"])
 
 
 def test_bias_columns_are_added_for_every_row(compose, corpus, tmp_path):
@@ -36,9 +43,10 @@ def test_bias_columns_are_added_for_every_row(compose, corpus, tmp_path):
     assert accuracy.main(["--model", f"tiny={model}", "--sets", f"tiny={corpus / 'smd_h5'}", "--baseline-root",
                           str(corpus), "--protocols", "corrected", "--bias", "--out", str(table)]) == 0
     lines = table.read_text().splitlines()
-    assert lines[0].rstrip(" |").endswith("mean error | MAE, excerpt bias removed")
+    assert lines[0].rstrip(" |").endswith("mean error | MAE, excerpt bias removed | correlation")
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[2:]]
     assert [r[2] for r in rows] == ["tiny", "baseline: training mean", "baseline: loudness regression"]
     for row in rows:
         assert row[7][0] in "+-" and np.isfinite(float(row[7])) and float(row[8]) >= 0
     assert rows[1][7] != rows[2][7]  # each baseline's own estimates, not one shared column
+    assert rows[1][9] == "n/a" and -1 <= float(rows[2][9]) <= 1  # the training mean is one constant guess

@@ -58,20 +58,31 @@ def summary_row(protocol: str, method: str, true_velocities, estimated_velocitie
 
 def bias_split(true_by_excerpt, estimate_by_excerpt) -> dict:
     """How much of an error is one offset per recording: the mean signed error (estimate - true) over
-    all notes, and the MAE left once each excerpt's own mean error is subtracted from its notes.
+    all notes, the MAE left once each excerpt's own mean error is subtracted from its notes, and the
+    correlation of estimates and truth over all notes (nan where either is constant).
 
     A diagnostic, not a score: centring uses the truth. A model that is right up to a per-recording
     offset (a piano or level it has not heard) has a small centred MAE and a large bias.
     """
-    signed, centred = [], []
+    trues, signed, centred = [], [], []
     for true, estimate in zip(true_by_excerpt, estimate_by_excerpt, strict=True):
         true, estimate = _note_arrays(true, estimate)
         if true.size:
+            trues.append(true)
             signed.append(estimate - true)
             centred.append(signed[-1] - signed[-1].mean())
     if not signed:
-        return {"bias": float("nan"), "centred_MAE": float("nan")}
-    return {"bias": float(np.concatenate(signed).mean()), "centred_MAE": float(np.abs(np.concatenate(centred)).mean())}
+        return {"bias": float("nan"), "centred_MAE": float("nan"), "correlation": float("nan")}
+    true, error = np.concatenate(trues), np.concatenate(signed)
+    return {"bias": float(error.mean()), "centred_MAE": float(np.abs(np.concatenate(centred)).mean()),
+            "correlation": _correlation(true, true + error)}
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equal-length arrays; nan if either is constant."""
+    if a.size < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def summary_table(rows: list[dict], extra_rows: list[dict] = ()) -> list[dict]:
