@@ -27,7 +27,7 @@ import torchaudio  # noqa: E402
 
 from utils import tables  # noqa: E402
 from utils.demo import spectrogram_args  # noqa: E402
-from utils.synth.loudness import LEAD_SECONDS, WINDOW_SECONDS, isolated_note  # noqa: E402
+from utils.synth.loudness import note_window  # noqa: E402
 from utils.synth.render import RendererUnavailable  # noqa: E402
 from utils.synth.timidity import voice_renderer  # noqa: E402
 
@@ -44,15 +44,13 @@ DEFAULT_BANDS = (20, 60, 100, 130, 160, 190, 220)
 
 
 def note_shapes(renderer, pitches, velocities, mel) -> np.ndarray:
-    """(pitches, velocities, n_mels) shape in dB of each isolated note's first WINDOW_SECONDS."""
-    rate = renderer.sample_rate
-    start, stop = int(round(LEAD_SECONDS * rate)), int(round((LEAD_SECONDS + WINDOW_SECONDS) * rate))
+    """(pitches, velocities, n_mels) shape in dB of each isolated note's first 200 ms (note_window)."""
     shapes = []
     for pitch in pitches:
         for velocity in velocities:
-            mono = renderer.render(isolated_note(pitch, velocity), label=f"note {pitch} v{velocity}").mean(0)
+            window = note_window(renderer, pitch, velocity)  # (n,)
             with torch.inference_mode():
-                power = mel(torch.from_numpy(np.ascontiguousarray(mono[start:stop], dtype=np.float32))).mean(-1)
+                power = mel(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))).mean(-1)  # (n_mels,)
             shapes.append(band_shape(power.numpy()))
     return np.array(shapes).reshape(len(pitches), len(velocities), -1)
 

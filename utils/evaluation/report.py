@@ -64,18 +64,15 @@ def bias_split(true_by_excerpt, estimate_by_excerpt) -> dict:
     A diagnostic, not a score: centring uses the truth. A model that is right up to a per-recording
     offset (a piano or level it has not heard) has a small centred MAE and a large bias.
     """
-    trues, signed, centred = [], [], []
-    for true, estimate in zip(true_by_excerpt, estimate_by_excerpt, strict=True):
-        true, estimate = _note_arrays(true, estimate)
-        if true.size:
-            trues.append(true)
-            signed.append(estimate - true)
-            centred.append(signed[-1] - signed[-1].mean())
-    if not signed:
+    pairs = [_note_arrays(true, estimate) for true, estimate in zip(true_by_excerpt, estimate_by_excerpt, strict=True)]
+    pairs = [(true, estimate) for true, estimate in pairs if true.size]
+    if not pairs:
         return {"bias": float("nan"), "centred_MAE": float("nan"), "correlation": float("nan")}
-    true, error = np.concatenate(trues), np.concatenate(signed)
-    return {"bias": float(error.mean()), "centred_MAE": float(np.abs(np.concatenate(centred)).mean()),
-            "correlation": _correlation(true, true + error)}
+    signed = [estimate - true for true, estimate in pairs]
+    centred = np.concatenate([error - error.mean() for error in signed])
+    true, estimate = (np.concatenate(arrays) for arrays in zip(*pairs))
+    return {"bias": float(np.concatenate(signed).mean()), "centred_MAE": float(np.abs(centred).mean()),
+            "correlation": _correlation(true, estimate)}
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:

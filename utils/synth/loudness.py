@@ -61,13 +61,18 @@ def spectral_centroid(mono: np.ndarray, sample_rate: int) -> float:
     return float((freqs * power).sum() / max(power.sum(), 1e-30))
 
 
+def note_window(renderer: Renderer, pitch: int, velocity: int,
+                note_seconds: float = NOTE_SECONDS, window_seconds: float = WINDOW_SECONDS) -> np.ndarray:
+    """The first `window_seconds` after the onset of one rendered isolated note, mono.  -> (n,)"""
+    audio = renderer.render(isolated_note(pitch, velocity, note_seconds), label=f"note {pitch} v{velocity}")
+    onset = int(round(LEAD_SECONDS * renderer.sample_rate))
+    return audio.mean(0)[onset:onset + int(round(window_seconds * renderer.sample_rate))]
+
+
 def measure_note(renderer: Renderer, pitch: int, velocity: int,
                  note_seconds: float = NOTE_SECONDS, window_seconds: float = WINDOW_SECONDS) -> NoteMeasure:
     """Render one isolated note and measure its first `window_seconds` after the onset."""
-    audio = renderer.render(isolated_note(pitch, velocity, note_seconds), label=f"note {pitch} v{velocity}")
-    mono = audio.mean(0)  # (n,)
-    onset = int(round(LEAD_SECONDS * renderer.sample_rate))
-    window = mono[onset:onset + int(round(window_seconds * renderer.sample_rate))]
+    window = note_window(renderer, pitch, velocity, note_seconds, window_seconds)
     return NoteMeasure(pitch, velocity, loudness_db(window), spectral_centroid(window, renderer.sample_rate))
 
 
