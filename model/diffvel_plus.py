@@ -15,8 +15,9 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
   in training and in sampling, so the network predicts one velocity per note;
 - optional absolute level: the log-mel enters through one fixed map (model/normalization.py) instead of
   the paper's per-item min-max, which stretches every crop to [0, 1] and so hides most of how loud it is;
-- optional spectral tilt and random EQ (model/augment.py): a random tilt and a random smooth gain
-  curve of each training crop's mel power.
+- optional spectral tilt, random EQ and velocity-dependent brightness (model/augment.py): a random
+  tilt, a random smooth gain curve and a random change of how much brighter the piano gets with
+  velocity, of each training crop's mel power.
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
@@ -25,7 +26,7 @@ import logging
 import torch
 import torch.nn as nn
 
-from model.augment import RandomEq, SpectralTilt
+from model.augment import RandomEq, SpectralTilt, VelocityBrightness
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
 from model.normalization import fixed_level, log_mel
@@ -57,11 +58,14 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         absolute_level: scale the log-mel by one fixed map (True) or, as the paper, min-max per item.
         tilt_db: training only: a random spectral tilt of up to +-tilt_db dB at the band edges per crop.
         eq_db: training only: a random smooth EQ of up to +-eq_db dB per band per crop.
+        brightness_db: training only: a random velocity-dependent brightness of up to +-brightness_db dB
+            at the highest mel bin, between the softest and the loudest playing, per crop.
     """
 
     def __init__(self, score_conditioner: bool = True, absolute_velocity: bool = True,
                  note_loss_weight: float = 0.0, note_pooling: bool = False, absolute_level: bool = False,
-                 tilt_db: float = 0.0, eq_db: float = 0.0, variant: str = VARIANT, **network_args):
+                 tilt_db: float = 0.0, eq_db: float = 0.0, brightness_db: float = 0.0, variant: str = VARIANT,
+                 **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
@@ -73,11 +77,13 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                                    "absolute_velocity": bool(absolute_velocity),
                                    "note_loss_weight": float(note_loss_weight),
                                    "note_pooling": bool(note_pooling), "absolute_level": bool(absolute_level),
-                                   "tilt_db": float(tilt_db), "eq_db": float(eq_db)})
+                                   "tilt_db": float(tilt_db), "eq_db": float(eq_db),
+                                   "brightness_db": float(brightness_db)})
         self.absolute_velocity = bool(absolute_velocity)
         self.absolute_level = bool(absolute_level)
         self.tilt = SpectralTilt(tilt_db)
         self.eq = RandomEq(eq_db)
+        self.brightness = VelocityBrightness(brightness_db)
         self.note_pooling = bool(note_pooling)
         self.note_loss_weight = float(note_loss_weight)
         channels = network_args["residual_channels"]
@@ -88,9 +94,9 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
     # ----- conditions -----
 
     def spectrogram(self, waveform):
-        """Log-mel (tilted and equalised in training), at its absolute level or min-max normalised.
+        """Log-mel (re-voiced, tilted and equalised in training), at its absolute level or min-max normalised.
         (B, L) -> (B, n_mels, T)."""
-        spec = log_mel(self.eq(self.tilt(self.mel_power(waveform))))
+        spec = log_mel(self.eq(self.tilt(self.brightness(self.mel_power(waveform)))))
         return fixed_level(spec) if self.absolute_level else self.normalize_spec(spec)
 
     def score_features(self, frame_roll, onset_roll=None):
@@ -120,6 +126,11 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         return pool_notes(x0, score) if self.note_pooling else x0
 
     # ----- training objective -----
+
+    def step(self, batch):
+        """The task's step, with the crop's velocity roll at hand for the velocity-dependent brightness."""
+        with self.brightness.given(batch["velocity"]):
+            return super().step(batch)
 
     def velocity_target(self, velocity):
         """velocity / 128 as given (absolute), or the paper's per-item min-max normalisation."""
