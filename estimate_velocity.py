@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from utils.conventions import SEGMENT_FRAMES
+from utils.estimate.blend import Blend, check_weight
 from utils.estimate.errors import EstimateError
 from utils.estimate.files import jobs_from_config
 from utils.estimate.loudness import load_fit
@@ -24,21 +25,32 @@ from utils.estimate.pipeline import run_pair
 from utils.estimate.rules import resolve_rule
 
 log = logging.getLogger("estimate_velocity")
-METHODS = ("diffvel", "loudness")
+METHODS = ("diffvel", "loudness", "blend")
 
 
 def _check_options(cfg: DictConfig) -> None:
     if cfg.method not in METHODS:
         raise EstimateError(f"estimate_velocity: method={cfg.method} must be one of {', '.join(METHODS)}")
     if cfg.method == "loudness" and cfg.ckpt is not None:
-        raise EstimateError(f"estimate_velocity: ckpt={cfg.ckpt} is for method=diffvel; method=loudness reads "
-                            "loudness_fit")
+        raise EstimateError(f"estimate_velocity: ckpt={cfg.ckpt} is for method=diffvel or blend; method=loudness "
+                            "reads loudness_fit")
+    check_weight(cfg.blend_weight)
     if not 1 <= int(cfg.hop_frames) <= SEGMENT_FRAMES:
         raise EstimateError(f"estimate_velocity: hop_frames={cfg.hop_frames} must be in 1..{SEGMENT_FRAMES}")
     try:
         log.info("note rule: %s", resolve_rule(cfg.note_rule))
     except ValueError as error:
         raise EstimateError(f"estimate_velocity: {error}") from None
+
+
+def load_estimator(cfg: DictConfig):
+    """The network (method=diffvel), the loudness fit (loudness) or both with their weight (blend)."""
+    if cfg.method == "loudness":
+        return load_fit(cfg.loudness_fit)
+    network = load_model(cfg.ckpt, pick_device(str(cfg.device)))
+    if cfg.method == "blend":
+        return Blend(network, load_fit(cfg.loudness_fit), check_weight(cfg.blend_weight))
+    return network
 
 
 def estimate(cfg: DictConfig) -> list[FileResult]:
@@ -48,7 +60,7 @@ def estimate(cfg: DictConfig) -> list[FileResult]:
     _check_options(cfg)
     jobs = jobs_from_config(cfg)
     torch.manual_seed(cfg.seed)
-    model = load_fit(cfg.loudness_fit) if cfg.method == "loudness" else load_model(cfg.ckpt, pick_device(str(cfg.device)))
+    model = load_estimator(cfg)
     results, failures = [], []
     for job in jobs:
         try:

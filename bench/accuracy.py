@@ -1,7 +1,7 @@
 """Note-velocity accuracy of every model and baseline on the same notes: the demo's synthetic test set
 and the held-out real-performance set.
 
-    python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--bias] [--out bench_accuracy.md]
+    python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--bias] [--blend W ...] [--out FILE]
 
 Models default to the shipped DiffVel+ (pretrained/) and, when present, the demo's paper model.
 Every model samples every segment as run_test.py does (utils.evaluation.excerpts, same per-segment seeds) with
@@ -11,7 +11,8 @@ corpus) and scored on exactly the evaluated notes. Prints one Markdown row per (
 --bias adds three diagnostic columns (utils.evaluation.report.bias_split): the mean signed error, the MAE
 left once each excerpt's mean error is removed (what an offset per recording, such as an unfamiliar piano's
 level or brightness, does not explain), and the correlation of estimates and truth over all notes (n/a for
-a constant guess such as the training mean).
+a constant guess such as the training mean). --blend W adds, per model, the per-note blend W x the model's
+estimate + (1 - W) x the loudness regression's.
 """
 
 from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
@@ -100,10 +101,16 @@ def parse_args(argv=None):
     parser.add_argument("--sampling", choices=sorted(SAMPLING), default="fast")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
+    parser.add_argument("--blend", type=float, nargs="+", default=[], metavar="W",
+                        help="also score each model blended with the loudness regression: per note, W x the "
+                             "model's estimate + (1 - W) x the regression's (W in [0, 1]; README, run B)")
     parser.add_argument("--bias", action="store_true",
                         help="add the mean signed error, the MAE left once each excerpt's mean error is "
                              "removed, and the correlation of estimates and truth")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if any(not 0.0 <= w <= 1.0 for w in args.blend):
+        parser.error(f"--blend {' '.join(f'{w:g}' for w in args.blend)}: every weight must be in [0, 1]")
+    return args
 
 
 def resolve(args):
@@ -152,6 +159,37 @@ def prepare(args):
     return loaded, sets, spec_args, baselines
 
 
+def blend_estimates(notes: dict, loudness, weight: float) -> np.ndarray:
+    """Per note, weight x the model's estimate + (1 - weight) x the loudness regression's (flat, in the notes' order)."""
+    model = np.array([n["estimate"] for excerpt in notes.values() for n in excerpt], dtype=float)
+    return weight * model + (1.0 - weight) * np.asarray(loudness, dtype=float)
+
+
+def set_rows(args, loaded: dict, baselines, spec_args: dict, label: str, folder: Path, protocol: str) -> list[dict]:
+    """The rows of one set and protocol: every model, then the baselines, then each model's --blend rows."""
+    excerpts = load_set(folder, protocol)
+    rows, scored = [], {}
+    for name, model in loaded.items():
+        start = time.perf_counter()
+        scored[name] = model_notes(model, excerpts, protocol, SAMPLING[args.sampling])
+        rows.append({**notes_summary(protocol, name, scored[name]), "set": label,
+                     **(excerpt_bias(scored[name]) if args.bias else {})})
+        print(f"{label} {protocol} {name}: MAE {rows[-1]['MAE']:.2f} ({time.perf_counter() - start:.0f} s)", flush=True)
+    notes = scored[next(iter(scored))]  # from the ground truth: the same notes for every model
+    summary, loudness = baseline_rows(baselines, excerpts, list(notes.items()), protocol, spec_args)
+    guesses = (baselines.predict_mean(summary[0]["notes"]), loudness)  # the rows' order
+    rows += [{**row, "set": label, **(excerpt_bias(notes, guess) if args.bias else {})}
+             for row, guess in zip(summary, guesses)]
+    for weight in args.blend:
+        for name, model_scored in scored.items():
+            blended = blend_estimates(model_scored, loudness, weight)
+            truth = [n["velocity"] for excerpt in model_scored.values() for n in excerpt]
+            rows.append({**summary_row(protocol, f"{name} + loudness regression (w = {weight:g})", truth, blended,
+                                       [True] * len(truth)),
+                         "set": label, **(excerpt_bias(model_scored, blended) if args.bias else {})})
+    return rows
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -164,19 +202,7 @@ def main(argv=None) -> int:
     rows = []
     for label, folder in sets.items():
         for protocol in args.protocols:
-            excerpts = load_set(folder, protocol)
-            notes = None
-            for name, model in loaded.items():
-                start = time.perf_counter()
-                notes = model_notes(model, excerpts, protocol, SAMPLING[args.sampling])
-                rows.append({**notes_summary(protocol, name, notes), "set": label,
-                             **(excerpt_bias(notes) if args.bias else {})})
-                print(f"{label} {protocol} {name}: MAE {rows[-1]['MAE']:.2f} ({time.perf_counter() - start:.0f} s)",
-                      flush=True)
-            summary, loudness = baseline_rows(baselines, excerpts, list(notes.items()), protocol, spec_args)
-            guesses = (baselines.predict_mean(summary[0]["notes"]), loudness)  # the rows' order
-            rows += [{**row, "set": label, **(excerpt_bias(notes, guess) if args.bias else {})}
-                     for row, guess in zip(summary, guesses)]
+            rows += set_rows(args, loaded, baselines, spec_args, label, folder, protocol)
     emit_table(markdown_table(rows), args.out)
     return 0
 

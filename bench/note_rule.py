@@ -1,12 +1,13 @@
 """Which note rule turns the model's output over a note into the best velocity (utils/estimate/rules.py).
 
-    python -m bench.note_rule --ckpt CKPT --h5-root demo_out/data/smd_h5 [--out rules.md]
+    python -m bench.note_rule --ckpt CKPT --h5-root demo_out/data/smd_h5 [--loudness-fit FIT [--blend W]] [--out rules.md]
 
 Runs estimate_velocity.py's own path (utils.estimate: overlapping segments, each note judged where
 its onset is farthest from the segment edges, score rolls as in training, config/estimate.yaml's
 sampler and seed) on every SMD-style .h5 excerpt under --h5-root, keeps the model output over every
 note once, and applies each rule of RULES to it. Prints one Markdown row per rule: notes, MAE and
-STD of |estimate - true velocity| in MIDI units, and the MAE minus the best rule's.
+STD of |estimate - true velocity| in MIDI units, and the MAE minus the best rule's. --loudness-fit adds
+the row of method=loudness, --blend W the row of method=blend (the configured rule, weight W).
 """
 
 from bench.measure import compose_config, emit_table, load_1min  # isort: skip  (sets OMP_WAIT_POLICY before torch)
@@ -27,7 +28,8 @@ from utils.estimate.errors import EstimateError  # noqa: E402
 from utils.estimate.loudness import load_fit  # noqa: E402
 from utils.estimate.model_io import load_model, pick_device  # noqa: E402
 from utils.estimate.pipeline import note_outputs  # noqa: E402
-from utils.estimate.rules import RULES, apply_rule, to_midi_velocity  # noqa: E402
+from utils.estimate.blend import blend_velocities  # noqa: E402
+from utils.estimate.rules import RULES, apply_rule, resolve_rule, to_midi_velocity  # noqa: E402
 from utils.estimate.segments import ScoreNotes, sounding_ends  # noqa: E402
 
 
@@ -61,6 +63,14 @@ def loudness_row(fit, excerpts: dict) -> dict:
     return error_row("method=loudness", estimate, np.concatenate([truth for _, _, truth in excerpts.values()]))
 
 
+def blend_row(outputs: list[np.ndarray], fit, excerpts: dict, weight: float, rule: str) -> dict:
+    """The row of method=blend on the same notes: the network under `rule`, blended with `fit`'s."""
+    network = np.array([to_midi_velocity(apply_rule(rule, values)) for values in outputs], dtype=np.int64)
+    loudness = np.concatenate([fit.velocities(waveform, notes.onset) for waveform, notes, _ in excerpts.values()])
+    truth = np.concatenate([truth for _, _, truth in excerpts.values()])
+    return error_row(f"method=blend (w = {weight:g}, {rule})", blend_velocities(network, loudness, weight), truth)
+
+
 def markdown_table(rows: list[dict]) -> str:
     best = min(r["MAE"] for r in rows)
     return tables.markdown_table(
@@ -76,9 +86,14 @@ def parse_args(argv=None):
     parser.add_argument("--override", nargs="*", default=[], help="config/estimate.yaml overrides, e.g. seed=1")
     parser.add_argument("--loudness-fit", type=Path, help="also score estimate_velocity.py method=loudness with "
                                                          "this fit (e.g. pretrained/loudness_regression.json)")
+    parser.add_argument("--blend", type=float, metavar="W", help="also score method=blend with this weight "
+                                                                 "(needs --loudness-fit)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.blend is not None and (args.loudness_fit is None or not 0.0 <= args.blend <= 1.0):
+        parser.error(f"--blend {args.blend:g}: needs --loudness-fit and a weight in [0, 1]")
+    return args
 
 
 def main(argv=None) -> int:
@@ -104,6 +119,8 @@ def main(argv=None) -> int:
     rows = rule_rows(outputs, np.concatenate(truth))
     if loudness is not None:
         rows.append(loudness_row(loudness, excerpts))
+    if args.blend is not None:
+        rows.append(blend_row(outputs, loudness, excerpts, args.blend, resolve_rule(cfg.note_rule)))
     emit_table(markdown_table(rows), args.out)
     return 0
 

@@ -19,6 +19,7 @@ from utils.estimate.audio import read_audio
 from utils.estimate.checks import alignment_warning, length_warning
 from utils.estimate.errors import EstimateError
 from utils.estimate.files import Job
+from utils.estimate.blend import Blend, blend_velocities
 from utils.estimate.loudness import LoudnessRegression
 from utils.estimate.midi_io import DRUM_CHANNEL, MidiScore, parse_bytes, read_midi, with_velocities
 from utils.estimate.outputs import ESTIMATED, FileResult, NoteResult, csv_bytes
@@ -94,10 +95,13 @@ def note_outputs(model, waveform: np.ndarray, notes: ScoreNotes, judged: np.ndar
 
 
 def estimate_notes(model, waveform: np.ndarray, notes: ScoreNotes, judged: np.ndarray, cfg, desc: str) -> np.ndarray:
-    """(J,) MIDI velocities of the notes `judged`: the network's under cfg.note_rule, or the loudness
-    regression's (method=loudness)."""
+    """(J,) MIDI velocities of the notes `judged`: the network's under cfg.note_rule, the loudness
+    regression's (method=loudness), or the blend of the two (method=blend)."""
     if isinstance(model, LoudnessRegression):
         return model.velocities(waveform, notes.onset[judged])
+    if isinstance(model, Blend):
+        network = estimate_notes(model.network, waveform, notes, judged, cfg, desc)
+        return blend_velocities(network, model.loudness.velocities(waveform, notes.onset[judged]), model.weight)
     outputs = note_outputs(model, waveform, notes, judged, cfg, desc)
     return np.array([to_midi_velocity(apply_rule(cfg.note_rule, values)) for values in outputs], dtype=np.int64)
 
