@@ -38,6 +38,16 @@ def tiny_checkpoint(compose, path: Path, absolute: bool = True) -> Path:
     return path
 
 
+def reloaded_without(compose, path: Path, key: str):
+    """A tiny DiffVel+ checkpoint whose hyperparameters lack `key` (one from before that option), loaded."""
+    from model import load_diffvel
+
+    checkpoint = torch.load(tiny_checkpoint(compose, path), weights_only=False)
+    checkpoint["hyper_parameters"].pop(key, None)
+    torch.save(checkpoint, path)
+    return load_diffvel(path)
+
+
 def _to_ticks(seconds: float) -> int:
     """Seconds -> ticks under TEMPI."""
     ticks = 0.0

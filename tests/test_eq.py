@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from _estimate_fixtures import tiny_checkpoint
+from _estimate_fixtures import reloaded_without, tiny_checkpoint
 from model import load_diffvel
 from model.augment import EQ_POINTS, RandomEq
 from utils.training import average
@@ -43,19 +43,16 @@ def test_the_eq_acts_in_training_only_and_survives_a_checkpoint(compose, tmp_pat
     path = tmp_path / "eq.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
     assert load_diffvel(path).eq.max_db == 9.0
-    old = tiny_checkpoint(compose, tmp_path / "old.ckpt")
-    checkpoint = torch.load(old, weights_only=False)
-    checkpoint["hyper_parameters"].pop("eq_db", None)
-    torch.save(checkpoint, old)
-    assert load_diffvel(old).eq.max_db == 0.0  # checkpoints from before the option: no EQ
+    assert reloaded_without(compose, tmp_path / "old.ckpt", "eq_db").eq.max_db == 0.0  # checkpoints from before the option: no EQ
 
 
-def test_checkpoints_that_differ_only_in_eq_average(compose, tmp_path):
+@pytest.mark.parametrize("key, value", [("eq_db", 9.0), ("brightness_db", 12.0)])
+def test_checkpoints_that_differ_only_in_a_training_only_augmentation_average(compose, tmp_path, key, value):
     paths = []
-    for i, eq_db in enumerate([0.0, 9.0]):
+    for i, setting in enumerate([0.0, value]):
         path = tiny_checkpoint(compose, tmp_path / f"s{i}.ckpt")
         checkpoint = torch.load(path, weights_only=False)
-        checkpoint["hyper_parameters"]["eq_db"] = eq_db
+        checkpoint["hyper_parameters"][key] = setting
         torch.save(checkpoint, path)
         paths.append(str(path))
     assert average.main([str(tmp_path / "mean.ckpt"), *paths]) == 0
