@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
+from utils.conventions import VELOCITY_SCALE
+
 EQ_POINTS = 8  # anchors of the random EQ, evenly spaced over the mel bins (about 29 bins apart for 229)
 
 
@@ -107,3 +109,25 @@ class VelocityBrightness(nn.Module):
         slope = (torch.rand(power.shape[0], 1, 1, device=power.device) * 2 - 1) * self.max_db  # (B, 1, 1)
         rise = torch.linspace(0.0, 1.0, power.shape[1], device=power.device).view(1, -1, 1)  # (1, n_mels, 1)
         return power * _db_to_gain(slope * curve * rise)
+
+
+class LevelShift(nn.Module):
+    """Play each training crop louder or softer: scale its audio by g dB, g uniform in [-max_db, max_db]
+    per item, and move every sounding note's velocity by rate x g MIDI units (kept within 1..127). The
+    level then reads as playing at `rate` velocity units per dB, the loudness regression's rate (its
+    slope, 11.70 per unit of log power, is 2.69 per dB), where the corpus's own random gain per piece,
+    with unchanged velocities, teaches the network to discount part of it."""
+
+    def __init__(self, max_db: float, rate: float):
+        super().__init__()
+        self.max_db = _check_db("level_shift_db", max_db)
+        self.rate = _check_db("level_shift_rate", rate)
+
+    def forward(self, audio: torch.Tensor, velocity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # audio (B, L), velocity (B, T, 88) velocity / 128 -> the same shapes
+        if not self.training or self.max_db == 0:
+            return audio, velocity
+        gain_db = (torch.rand(audio.shape[0], 1, device=audio.device) * 2 - 1) * self.max_db  # (B, 1)
+        shift = (self.rate * gain_db / VELOCITY_SCALE).unsqueeze(-1)  # (B, 1, 1)
+        moved = (velocity + shift).clamp(1 / VELOCITY_SCALE, 127 / VELOCITY_SCALE)
+        return audio * 10.0 ** (gain_db / 20.0), torch.where(velocity > 0, moved, velocity)

@@ -26,7 +26,7 @@ import logging
 import torch
 import torch.nn as nn
 
-from model.augment import RandomEq, SpectralTilt, VelocityBrightness
+from model.augment import LevelShift, RandomEq, SpectralTilt, VelocityBrightness
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
 from model.normalization import fixed_level, log_mel
@@ -60,12 +60,14 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         eq_db: training only: a random smooth EQ of up to +-eq_db dB per band per crop.
         brightness_db: training only: a random velocity-dependent brightness of up to +-brightness_db dB
             at the highest mel bin, between the softest and the loudest playing, per crop.
+        level_shift_db, level_shift_rate: training only: each crop's audio scaled by up to
+            +-level_shift_db dB and its notes' velocities moved by level_shift_rate units per dB.
     """
 
     def __init__(self, score_conditioner: bool = True, absolute_velocity: bool = True,
                  note_loss_weight: float = 0.0, note_pooling: bool = False, absolute_level: bool = False,
-                 tilt_db: float = 0.0, eq_db: float = 0.0, brightness_db: float = 0.0, variant: str = VARIANT,
-                 **network_args):
+                 tilt_db: float = 0.0, eq_db: float = 0.0, brightness_db: float = 0.0, level_shift_db: float = 0.0,
+                 level_shift_rate: float = 2.7, variant: str = VARIANT, **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
@@ -78,12 +80,14 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                                    "note_loss_weight": float(note_loss_weight),
                                    "note_pooling": bool(note_pooling), "absolute_level": bool(absolute_level),
                                    "tilt_db": float(tilt_db), "eq_db": float(eq_db),
-                                   "brightness_db": float(brightness_db)})
+                                   "brightness_db": float(brightness_db), "level_shift_db": float(level_shift_db),
+                                   "level_shift_rate": float(level_shift_rate)})
         self.absolute_velocity = bool(absolute_velocity)
         self.absolute_level = bool(absolute_level)
         self.tilt = SpectralTilt(tilt_db)
         self.eq = RandomEq(eq_db)
         self.brightness = VelocityBrightness(brightness_db)
+        self.level_shift = LevelShift(level_shift_db, level_shift_rate)
         self.note_pooling = bool(note_pooling)
         self.note_loss_weight = float(note_loss_weight)
         channels = network_args["residual_channels"]
@@ -128,9 +132,10 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
     # ----- training objective -----
 
     def step(self, batch):
-        """The task's step, with the crop's velocity roll at hand for the velocity-dependent brightness."""
-        with self.brightness.given(batch["velocity"]):
-            return super().step(batch)
+        """The task's step on the level-shifted crop, with its velocity roll at hand for the brightness."""
+        audio, velocity = self.level_shift(batch["audio"], batch["velocity"])
+        with self.brightness.given(velocity):
+            return super().step({**batch, "audio": audio, "velocity": velocity})
 
     def velocity_target(self, velocity):
         """velocity / 128 as given (absolute), or the paper's per-item min-max normalisation."""

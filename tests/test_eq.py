@@ -46,7 +46,7 @@ def test_the_eq_acts_in_training_only_and_survives_a_checkpoint(compose, tmp_pat
     assert reloaded_without(compose, tmp_path / "old.ckpt", "eq_db").eq.max_db == 0.0  # checkpoints from before the option: no EQ
 
 
-@pytest.mark.parametrize("key, value", [("eq_db", 9.0), ("brightness_db", 12.0)])
+@pytest.mark.parametrize("key, value", [("eq_db", 9.0), ("brightness_db", 12.0), ("level_shift_db", 6.0)])
 def test_checkpoints_that_differ_only_in_a_training_only_augmentation_average(compose, tmp_path, key, value):
     paths = []
     for i, setting in enumerate([0.0, value]):
