@@ -17,7 +17,9 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
   the paper's per-item min-max, which stretches every crop to [0, 1] and so hides most of how loud it is;
 - optional spectral tilt, random EQ and velocity-dependent brightness (model/augment.py): a random
   tilt, a random smooth gain curve and a random change of how much brighter the piano gets with
-  velocity, of each training crop's mel power.
+  velocity, of each training crop's mel power;
+- optional level shift (model/augment.py): each training crop played louder or softer, its notes'
+  velocities moved with it at the loudness regression's rate.
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
