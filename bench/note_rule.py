@@ -57,17 +57,14 @@ def error_row(label: str, estimate: np.ndarray, truth: np.ndarray) -> dict:
     return {"rule": label, "notes": len(errors), "MAE": float(errors.mean()), "STD": float(errors.std())}
 
 
-def loudness_row(fit, excerpts: dict) -> dict:
-    """The row of method=loudness on the same notes."""
-    estimate = np.concatenate([fit.velocities(waveform, notes.onset) for waveform, notes, _ in excerpts.values()])
-    return error_row("method=loudness", estimate, np.concatenate([truth for _, _, truth in excerpts.values()]))
+def loudness_velocities(fit, excerpts: dict) -> np.ndarray:
+    """method=loudness's velocity of every note of `excerpts`, in their order."""
+    return np.concatenate([fit.velocities(waveform, notes.onset) for waveform, notes, _ in excerpts.values()])
 
 
-def blend_row(outputs: list[np.ndarray], fit, excerpts: dict, weight: float, rule: str) -> dict:
-    """The row of method=blend on the same notes: the network under `rule`, blended with `fit`'s."""
+def blend_row(outputs: list[np.ndarray], loudness: np.ndarray, truth: np.ndarray, weight: float, rule: str) -> dict:
+    """The row of method=blend on the same notes: the network under `rule`, blended with `loudness`."""
     network = np.array([to_midi_velocity(apply_rule(rule, values)) for values in outputs], dtype=np.int64)
-    loudness = np.concatenate([fit.velocities(waveform, notes.onset) for waveform, notes, _ in excerpts.values()])
-    truth = np.concatenate([truth for _, _, truth in excerpts.values()])
     return error_row(f"method=blend (w = {weight:g}, {rule})", blend_velocities(network, loudness, weight), truth)
 
 
@@ -116,11 +113,13 @@ def main(argv=None) -> int:
         outputs += note_outputs(model, waveform, notes, np.arange(len(velocities)), cfg, name)
         truth.append(velocities)
         print(f"{name}: {len(velocities)} notes ({time.perf_counter() - began:.0f} s)", flush=True)
-    rows = rule_rows(outputs, np.concatenate(truth))
+    truth = np.concatenate(truth)
+    rows = rule_rows(outputs, truth)
     if loudness is not None:
-        rows.append(loudness_row(loudness, excerpts))
+        by_fit = loudness_velocities(loudness, excerpts)
+        rows.append(error_row("method=loudness", by_fit, truth))
     if args.blend is not None:
-        rows.append(blend_row(outputs, loudness, excerpts, args.blend, resolve_rule(cfg.note_rule)))
+        rows.append(blend_row(outputs, by_fit, truth, args.blend, resolve_rule(cfg.note_rule)))
     emit_table(markdown_table(rows), args.out)
     return 0
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
-from utils.conventions import VELOCITY_SCALE
+from utils.conventions import MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN, VELOCITY_SCALE
 
 EQ_POINTS = 8  # anchors of the random EQ, evenly spaced over the mel bins (about 29 bins apart for 229)
 
@@ -129,5 +129,5 @@ class LevelShift(nn.Module):
             return audio, velocity
         gain_db = (torch.rand(audio.shape[0], 1, device=audio.device) * 2 - 1) * self.max_db  # (B, 1)
         shift = (self.rate * gain_db / VELOCITY_SCALE).unsqueeze(-1)  # (B, 1, 1)
-        moved = (velocity + shift).clamp(1 / VELOCITY_SCALE, 127 / VELOCITY_SCALE)
+        moved = (velocity + shift).clamp(MIDI_VELOCITY_MIN / VELOCITY_SCALE, MIDI_VELOCITY_MAX / VELOCITY_SCALE)
         return audio * 10.0 ** (gain_db / 20.0), torch.where(velocity > 0, moved, velocity)

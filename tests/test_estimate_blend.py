@@ -74,6 +74,8 @@ def test_the_note_rule_blend_row_scores_the_blend_of_the_rule_and_the_fit():
 
     excerpts = {"a": (np.zeros(16000), Notes(), np.array([60, 80]))}
     outputs = [np.array([0.5, 0.9]), np.array([0.75, 0.1])]  # the model output over each note
-    row = note_rule.blend_row(outputs, FixedFit(40), excerpts, 0.5, "max")  # max: 115 and 96 -> 78, 68
+    loudness = note_rule.loudness_velocities(FixedFit(40), excerpts)
+    assert loudness.tolist() == [40, 40]
+    row = note_rule.blend_row(outputs, loudness, np.array([60, 80]), 0.5, "max")  # max: 115 and 96 -> 78, 68
     assert row["rule"] == "method=blend (w = 0.5, max)" and row["notes"] == 2
     assert row["MAE"] == pytest.approx((abs(78 - 60) + abs(68 - 80)) / 2)

@@ -29,3 +29,4 @@ SUSTAIN_THRESHOLD = 64
 # MIDI velocity <-> model scale. Training targets are velocity / 128 (AudioLoader); the paper's
 # evaluation multiplies model outputs by 128.
 VELOCITY_SCALE = 128.0
+MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX = 1, 127  # a note_on's velocity (0 would make it a note-off)

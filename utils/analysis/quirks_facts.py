@@ -8,9 +8,9 @@ import numpy as np
 
 from utils.analysis.quirks_inputs import ExcerptPairs
 from utils.analysis.quirks_variants import VARIANTS, pooled, variant_notes, variant_spans
-from utils.conventions import PAPER_TEST_FPS, SEGMENT_SAMPLES, SEGMENT_SECONDS, VELOCITY_SCALE
+from utils.conventions import MIDI_VELOCITY_MAX, PAPER_TEST_FPS, SEGMENT_SAMPLES, SEGMENT_SECONDS, VELOCITY_SCALE
 from utils.evaluation.excerpts import noise_check
-from utils.evaluation.notes import MIDI_VELOCITY_MAX, note_estimates, paper_note_spans
+from utils.evaluation.notes import note_estimates, paper_note_spans
 from utils.evaluation.postprocess import DEFAULT_Z_SCORE, remove_noise, rescale_linear01, segment_thresholds
 from utils.evaluation.protocols import CORRECTED, PAPER
 from utils.evaluation.rolls import concatenate_segments, first_item

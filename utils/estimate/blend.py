@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from utils.conventions import MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN
 from utils.estimate.errors import EstimateError
 from utils.estimate.loudness import LoudnessRegression
 
-MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX = 1, 127
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.conventions import VELOCITY_SCALE
+from utils.conventions import MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN, VELOCITY_SCALE
 
 HEAD_FRAMES = 4  # the "head" rule averages the first 4 frames (128 ms) of a note
 
@@ -51,4 +51,4 @@ def apply_rule(rule: str | None, values: np.ndarray) -> float:
 
 def to_midi_velocity(value: float) -> int:
     """Model scale -> MIDI velocity 1..127 (0 would turn the note_on into a note-off)."""
-    return int(np.clip(round(value * VELOCITY_SCALE), 1, 127))
+    return int(np.clip(round(value * VELOCITY_SCALE), MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX))

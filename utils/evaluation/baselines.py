@@ -18,14 +18,13 @@ import torchaudio
 from tqdm.auto import tqdm
 
 from utils.data.audio_io import ensure_resampled
-from utils.conventions import FRAMES_PER_SECOND, SAMPLE_RATE, SEGMENT_FRAMES
+from utils.conventions import FRAMES_PER_SECOND, MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN, SAMPLE_RATE, SEGMENT_FRAMES
 from utils.data.maestro import find_dataset_dir, read_metadata
 from utils.data.midi_labels import parse_midi
 
 log = logging.getLogger(__name__)
 
 ONSET_FRAMES = 3  # spectrogram frames (96 ms) averaged after each onset
-MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX = 1, 127
 
 
 class FrameLogEnergy:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from utils.conventions import N_KEYS, VELOCITY_SCALE
+from utils.conventions import MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN, N_KEYS, VELOCITY_SCALE
 from utils.evaluation.rolls import concatenate_segments, first_item
 
 DETECTION_THRESHOLD = 1e-4  # an output above this counts as "sounding" (published constant)
-MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX = 1, 127
 
 RUNS = "runs"  # published: runs of non-zero ground-truth frames; re-strikes merge, edge runs dropped
 RUNS_SPLIT = "runs_split"  # runs cut at every onset cell: each re-strike is its own note
