@@ -19,7 +19,9 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
   tilt, a random smooth gain curve and a random change of how much brighter the piano gets with
   velocity, of each training crop's mel power;
 - optional level shift (model/augment.py): each training crop played louder or softer, its notes'
-  velocities moved with it at the loudness regression's rate.
+  velocities moved with it at the loudness regression's rate;
+- optional band view (model/bands.py): the mel power pooled into a few wide bands, in training and in
+  inference, so that less of a particular piano's timbre reaches the network.
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
@@ -29,6 +31,7 @@ import torch
 import torch.nn as nn
 
 from model.augment import LevelShift, RandomEq, SpectralTilt, VelocityBrightness
+from model.bands import MelBands
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
 from model.normalization import fixed_level, log_mel
@@ -64,12 +67,14 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             at the highest mel bin, between the softest and the loudest playing, per crop.
         level_shift_db, level_shift_rate: training only: each crop's audio scaled by up to
             +-level_shift_db dB and its notes' velocities moved by level_shift_rate units per dB.
+        mel_bands: training and inference: the mel power pooled into this many wide bands (model/bands.py;
+            1: the level per frame only; 0: off, the full mel).
     """
 
     def __init__(self, score_conditioner: bool = True, absolute_velocity: bool = True,
                  note_loss_weight: float = 0.0, note_pooling: bool = False, absolute_level: bool = False,
                  tilt_db: float = 0.0, eq_db: float = 0.0, brightness_db: float = 0.0, level_shift_db: float = 0.0,
-                 level_shift_rate: float = 2.7, variant: str = VARIANT, **network_args):
+                 level_shift_rate: float = 2.7, mel_bands: int = 0, variant: str = VARIANT, **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
@@ -83,13 +88,14 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                                    "note_pooling": bool(note_pooling), "absolute_level": bool(absolute_level),
                                    "tilt_db": float(tilt_db), "eq_db": float(eq_db),
                                    "brightness_db": float(brightness_db), "level_shift_db": float(level_shift_db),
-                                   "level_shift_rate": float(level_shift_rate)})
+                                   "level_shift_rate": float(level_shift_rate), "mel_bands": mel_bands})
         self.absolute_velocity = bool(absolute_velocity)
         self.absolute_level = bool(absolute_level)
         self.tilt = SpectralTilt(tilt_db)
         self.eq = RandomEq(eq_db)
         self.brightness = VelocityBrightness(brightness_db)
         self.level_shift = LevelShift(level_shift_db, level_shift_rate)
+        self.bands = MelBands(mel_bands, network_args["n_mels"])
         self.note_pooling = bool(note_pooling)
         self.note_loss_weight = float(note_loss_weight)
         channels = network_args["residual_channels"]
@@ -100,9 +106,9 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
     # ----- conditions -----
 
     def spectrogram(self, waveform):
-        """Log-mel (re-voiced, tilted and equalised in training), at its absolute level or min-max normalised.
-        (B, L) -> (B, n_mels, T)."""
-        spec = log_mel(self.eq(self.tilt(self.brightness(self.mel_power(waveform)))))
+        """Log-mel (re-voiced, tilted and equalised in training; pooled into bands if asked), at its absolute
+        level or min-max normalised.  (B, L) -> (B, n_mels, T)."""
+        spec = log_mel(self.bands(self.eq(self.tilt(self.brightness(self.mel_power(waveform))))))
         return fixed_level(spec) if self.absolute_level else self.normalize_spec(spec)
 
     def score_features(self, frame_roll, onset_roll=None):
