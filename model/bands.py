@@ -26,8 +26,7 @@ class MelBands(nn.Module):
     def __init__(self, bands: int, n_mels: int):
         super().__init__()
         self.bands = check_bands(bands, n_mels)
-        edges = torch.linspace(0, n_mels, bands + 1).round().long() if bands else torch.zeros(1, dtype=torch.long)
-        self.sizes = torch.diff(edges).tolist()  # bins per band
+        self.sizes = torch.diff(torch.linspace(0, n_mels, bands + 1).round().long()).tolist()  # bins per band (none for 0)
 
     def forward(self, power: torch.Tensor) -> torch.Tensor:
         # power (B, n_mels, T) -> (B, n_mels, T)

@@ -21,7 +21,6 @@ from utils.estimate.errors import EstimateError
 from utils.estimate.loudness import LoudnessRegression
 
 
-
 @dataclass(frozen=True)
 class Blend:
     """A network (DiffVel or DiffVel+) and a loudness fit, and the network's weight w in [0, 1]."""

@@ -16,10 +16,10 @@ from tqdm.auto import tqdm
 from utils.atomic import atomic_write_bytes
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
 from utils.estimate.audio import read_audio
+from utils.estimate.blend import Blend, blend_velocities
 from utils.estimate.checks import alignment_warning, length_warning
 from utils.estimate.errors import EstimateError
 from utils.estimate.files import Job
-from utils.estimate.blend import Blend, blend_velocities
 from utils.estimate.loudness import LoudnessRegression
 from utils.estimate.midi_io import DRUM_CHANNEL, MidiScore, parse_bytes, read_midi, with_velocities
 from utils.estimate.outputs import ESTIMATED, FileResult, NoteResult, csv_bytes
