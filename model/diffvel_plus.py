@@ -21,7 +21,9 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
 - optional level shift (model/augment.py): each training crop played louder or softer, its notes'
   velocities moved with it at the loudness regression's rate;
 - optional band view (model/bands.py): the mel power pooled into a few wide bands, in training and in
-  inference, so that less of a particular piano's timbre reaches the network.
+  inference, so that less of a particular piano's timbre reaches the network;
+- optional loudness conditioner (model/loudness.py): each score note's loudness-regression reading on
+  its cells, through a zero-initialised 1x1 convolution per block (needs the absolute level).
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
@@ -34,7 +36,8 @@ from model.augment import LevelShift, RandomEq, SpectralTilt, VelocityBrightness
 from model.bands import MelBands
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
-from model.normalization import fixed_level, log_mel
+from model.loudness import LoudnessConditioner
+from model.normalization import fixed_level, log_mel, log_mel_of_level
 from model.note_pooling import pool_notes, rising_edges
 from utils.conventions import N_KEYS
 
@@ -69,18 +72,27 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             +-level_shift_db dB and its notes' velocities moved by level_shift_rate units per dB.
         mel_bands: training and inference: the mel power pooled into this many wide bands (model/bands.py;
             1: the level per frame only; 0: off, the full mel).
+        loudness_conditioner: add each score note's loudness-regression reading as a conditioner per block
+            (model/loudness.py; needs score_conditioner and absolute_level).
     """
+
+    # modules that start at zero: fine-tuning (init_weights=) from a checkpoint without them starts where it was
+    ZERO_INITIALISED = ("loudness.",)
 
     def __init__(self, score_conditioner: bool = True, absolute_velocity: bool = True,
                  note_loss_weight: float = 0.0, note_pooling: bool = False, absolute_level: bool = False,
                  tilt_db: float = 0.0, eq_db: float = 0.0, brightness_db: float = 0.0, level_shift_db: float = 0.0,
-                 level_shift_rate: float = 2.7, mel_bands: int = 0, variant: str = VARIANT, **network_args):
+                 level_shift_rate: float = 2.7, mel_bands: int = 0, loudness_conditioner: bool = False,
+                 variant: str = VARIANT, **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
             raise ValueError(f"model.args.note_loss_weight={note_loss_weight}: must be >= 0")
         if note_pooling and not score_conditioner:
             raise ValueError("model.args.note_pooling=true needs model.args.score_conditioner=true (the notes come from the score)")
+        if loudness_conditioner and not (score_conditioner and absolute_level):
+            raise ValueError("model.args.loudness_conditioner=true needs model.args.score_conditioner=true (the notes) "
+                             "and model.args.absolute_level=true (the level)")
         super().__init__(**network_args)
         self.save_hyperparameters({**self.hparams, "variant": VARIANT, "score_conditioner": bool(score_conditioner),
                                    "absolute_velocity": bool(absolute_velocity),
@@ -88,7 +100,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                                    "note_pooling": bool(note_pooling), "absolute_level": bool(absolute_level),
                                    "tilt_db": float(tilt_db), "eq_db": float(eq_db),
                                    "brightness_db": float(brightness_db), "level_shift_db": float(level_shift_db),
-                                   "level_shift_rate": float(level_shift_rate), "mel_bands": mel_bands})
+                                   "level_shift_rate": float(level_shift_rate), "mel_bands": mel_bands,
+                                   "loudness_conditioner": bool(loudness_conditioner)})
         self.absolute_velocity = bool(absolute_velocity)
         self.absolute_level = bool(absolute_level)
         self.tilt = SpectralTilt(tilt_db)
@@ -102,6 +115,7 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         self.score_projections = nn.ModuleList(
             kaiming_conv1d(2 * N_KEYS, 2 * channels, 1) for _ in self.residual_layers
         ) if score_conditioner else None
+        self.loudness = LoudnessConditioner(channels, len(self.residual_layers)) if loudness_conditioner else None
 
     # ----- conditions -----
 
@@ -131,7 +145,10 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         if score is None:
             raise ValueError("DiffVelPlus needs the score features (score_features(frame_roll, onset_roll))")
         frames = conditioners[0].shape[-1]
-        return [c + proj(score[..., :frames]) for c, proj in zip(conditioners, self.score_projections)]
+        conditioners = [c + proj(score[..., :frames]) for c, proj in zip(conditioners, self.score_projections)]
+        if self.loudness is None:
+            return conditioners
+        return [c + loud for c, loud in zip(conditioners, self.loudness(log_mel_of_level(spectrogram), score))]
 
     def finish_x0(self, x0, score=None):
         """x0 (B, 1, T, 88), pooled per score note when note_pooling is on."""

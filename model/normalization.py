@@ -22,6 +22,11 @@ def fixed_level(spec: torch.Tensor) -> torch.Tensor:
     return (spec - LOG_MEL_FLOOR) / (LOG_MEL_REFERENCE - LOG_MEL_FLOOR)
 
 
+def log_mel_of_level(spec: torch.Tensor) -> torch.Tensor:
+    """The inverse of fixed_level: the log-mel itself.  (B, n_mels, T) -> (B, n_mels, T)."""
+    return spec * (LOG_MEL_REFERENCE - LOG_MEL_FLOOR) + LOG_MEL_FLOOR
+
+
 class MinMaxNormalization:
     """Scale each item of a batch to [low, high].
 

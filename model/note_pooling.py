@@ -22,11 +22,26 @@ def rising_edges(frame: torch.Tensor) -> torch.Tensor:
     return ((frame > 0) & (previous <= 0)).to(frame.dtype)
 
 
+def note_starts(frame: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
+    """The first cell of every score note: on, and an onset or a rising edge.  (B, 88, T) x 2 -> bool (B, 88, T)."""
+    return (frame > 0) & ((onset > 0) | (rising_edges(frame) > 0))
+
+
 def note_ids(frame: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
     """Note number per cell, 1.. along each key's time axis, 0 outside notes.  (B, 88, T) x 2 -> (B, 88, T)."""
-    on = frame > 0
-    starts = (on & (onset > 0)) | (rising_edges(frame) > 0)
-    return torch.cumsum(starts.long(), dim=-1) * on.long()
+    return torch.cumsum(note_starts(frame, onset).long(), dim=-1) * (frame > 0).long()
+
+
+def note_means(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Every cell set to the mean of its note's cells (cells outside notes: their mean, unused).
+    values (B, 88, T) float32, ids (B, 88, T) from note_ids -> (B, 88, T)."""
+    frames = values.shape[-1]
+    rows = torch.arange(ids.shape[0] * N_KEYS, device=ids.device).view(-1, N_KEYS, 1)  # (B, 88, 1)
+    slots = (rows * (frames + 1) + ids).flatten()  # one slot per (item, key, note); note 0 = outside notes
+    size = ids.shape[0] * N_KEYS * (frames + 1)
+    sums = values.new_zeros(size).index_add(0, slots, values.flatten())
+    counts = values.new_zeros(size).index_add(0, slots, torch.ones_like(values).flatten())
+    return (sums / counts.clamp(min=1))[slots].view_as(values)
 
 
 def pool_notes(x0: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
@@ -34,11 +49,5 @@ def pool_notes(x0: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     values = x0.squeeze(1).transpose(1, 2).float()  # (B, 88, T); float32 sums, also under bf16 autocast
     frames = values.shape[-1]
     ids = note_ids(score[:, :N_KEYS, :frames], score[:, N_KEYS:, :frames])  # (B, 88, T)
-    rows = torch.arange(ids.shape[0] * N_KEYS, device=ids.device).view(-1, N_KEYS, 1)  # (B, 88, 1)
-    slots = (rows * (frames + 1) + ids).flatten()  # one slot per (item, key, note); note 0 = outside notes
-    size = ids.shape[0] * N_KEYS * (frames + 1)
-    sums = values.new_zeros(size).index_add(0, slots, values.flatten())
-    counts = values.new_zeros(size).index_add(0, slots, torch.ones_like(values).flatten())
-    means = (sums / counts.clamp(min=1))[slots].view_as(values)
-    pooled = torch.where(ids > 0, means, values)  # (B, 88, T)
+    pooled = torch.where(ids > 0, note_means(values, ids), values)  # (B, 88, T)
     return pooled.to(x0.dtype).transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88)

@@ -74,10 +74,11 @@ def check_architecture(path, checkpoint_args: dict, config_args: dict) -> None:
             )
 
 
-def check_state_dict(path, model: torch.nn.Module, state_dict: dict) -> None:
-    """Raise with the first missing, unexpected or mis-shaped parameter instead of a long torch error."""
+def check_state_dict(path, model: torch.nn.Module, state_dict: dict, may_lack: tuple = ()) -> None:
+    """Raise with the first missing, unexpected or mis-shaped parameter instead of a long torch error.
+    Parameters whose names start with one of `may_lack` may be missing from `state_dict`."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
+    missing = [k for k in own if k not in state_dict and not k.startswith(tuple(may_lack))]
     unexpected = [k for k in state_dict if k not in own]
     if missing or unexpected:
         raise CheckpointError(
@@ -128,10 +129,16 @@ def report_config_differences(path, differences: dict, refuse: bool) -> None:
 
 def load_initial_weights(path, model: torch.nn.Module, config_args: dict) -> dict:
     """Fine-tuning (`init_weights=`): copy the weights of checkpoint `path` into `model` (a fresh optimizer
-    and step 0 follow). The architecture and every parameter must match; returns the checkpoint."""
+    and step 0 follow). The architecture and every parameter must match, except that modules the model
+    declares zero-initialised (`ZERO_INITIALISED` name prefixes, e.g. DiffVel+'s loudness conditioner) may be
+    absent from the checkpoint: they keep their zeros, so the model starts as the checkpoint. Returns the checkpoint."""
     path = Path(path)
     checkpoint = load_checkpoint(path)
     check_architecture(path, checkpoint.get("hyper_parameters", {}), config_args)
-    check_state_dict(path, model, checkpoint["state_dict"])
-    model.load_state_dict(checkpoint["state_dict"])
+    added = tuple(getattr(model, "ZERO_INITIALISED", ()))
+    check_state_dict(path, model, checkpoint["state_dict"], may_lack=added)
+    absent = [k for k in model.state_dict() if k not in checkpoint["state_dict"]]
+    model.load_state_dict(checkpoint["state_dict"], strict=not absent)
+    if absent:
+        log.info("%s: %d parameters not in the checkpoint start at zero (%s...)", path, len(absent), absent[0])
     return checkpoint
