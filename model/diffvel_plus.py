@@ -22,8 +22,9 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
   velocities moved with it at the loudness regression's rate;
 - optional band view (model/bands.py): the mel power pooled into a few wide bands, in training and in
   inference, so that less of a particular piano's timbre reaches the network;
-- optional loudness conditioner (model/loudness.py): each score note's loudness-regression reading on
-  its cells, through a zero-initialised 1x1 convolution per block (needs the absolute level).
+- optional loudness conditioner and loudness residual (model/loudness.py): each score note's
+  loudness-regression reading on its cells, through a zero-initialised 1x1 convolution per block, or
+  added to the network's output so that the network learns a correction of it (need the absolute level).
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
@@ -36,7 +37,7 @@ from model.augment import LevelShift, RandomEq, SpectralTilt, VelocityBrightness
 from model.bands import MelBands
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
-from model.loudness import LoudnessConditioner
+from model.loudness import LoudnessConditioner, loudness_roll
 from model.normalization import fixed_level, log_mel, log_mel_of_level
 from model.note_pooling import pool_notes, rising_edges
 from utils.conventions import N_KEYS
@@ -74,6 +75,7 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             1: the level per frame only; 0: off, the full mel).
         loudness_conditioner: add each score note's loudness-regression reading as a conditioner per block
             (model/loudness.py; needs score_conditioner and absolute_level).
+        loudness_residual: x0 = that reading + the network's output (a correction of the reading; same needs).
     """
 
     # modules that start at zero: fine-tuning (init_weights=) from a checkpoint without them starts where it was
@@ -83,16 +85,17 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                  note_loss_weight: float = 0.0, note_pooling: bool = False, absolute_level: bool = False,
                  tilt_db: float = 0.0, eq_db: float = 0.0, brightness_db: float = 0.0, level_shift_db: float = 0.0,
                  level_shift_rate: float = 2.7, mel_bands: int = 0, loudness_conditioner: bool = False,
-                 variant: str = VARIANT, **network_args):
+                 loudness_residual: bool = False, variant: str = VARIANT, **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
             raise ValueError(f"model.args.note_loss_weight={note_loss_weight}: must be >= 0")
         if note_pooling and not score_conditioner:
             raise ValueError("model.args.note_pooling=true needs model.args.score_conditioner=true (the notes come from the score)")
-        if loudness_conditioner and not (score_conditioner and absolute_level):
-            raise ValueError("model.args.loudness_conditioner=true needs model.args.score_conditioner=true (the notes) "
-                             "and model.args.absolute_level=true (the level)")
+        for key, value in (("loudness_conditioner", loudness_conditioner), ("loudness_residual", loudness_residual)):
+            if value and not (score_conditioner and absolute_level):
+                raise ValueError(f"model.args.{key}=true needs model.args.score_conditioner=true (the notes) "
+                                 "and model.args.absolute_level=true (the level)")
         super().__init__(**network_args)
         self.save_hyperparameters({**self.hparams, "variant": VARIANT, "score_conditioner": bool(score_conditioner),
                                    "absolute_velocity": bool(absolute_velocity),
@@ -101,7 +104,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                                    "tilt_db": float(tilt_db), "eq_db": float(eq_db),
                                    "brightness_db": float(brightness_db), "level_shift_db": float(level_shift_db),
                                    "level_shift_rate": float(level_shift_rate), "mel_bands": mel_bands,
-                                   "loudness_conditioner": bool(loudness_conditioner)})
+                                   "loudness_conditioner": bool(loudness_conditioner),
+                                   "loudness_residual": bool(loudness_residual)})
         self.absolute_velocity = bool(absolute_velocity)
         self.absolute_level = bool(absolute_level)
         self.tilt = SpectralTilt(tilt_db)
@@ -116,6 +120,7 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             kaiming_conv1d(2 * N_KEYS, 2 * channels, 1) for _ in self.residual_layers
         ) if score_conditioner else None
         self.loudness = LoudnessConditioner(channels, len(self.residual_layers)) if loudness_conditioner else None
+        self.loudness_residual = bool(loudness_residual)
 
     # ----- conditions -----
 
@@ -138,7 +143,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         return torch.cat([frame, onset.to(frame.dtype)], dim=1)
 
     def conditioners(self, spectrogram, score=None):
-        """Spectrogram projections plus, per block, the score's.  -> layers x (B, 2C, T)."""
+        """Spectrogram projections plus, per block, the score's (and the loudness conditioner's); with the
+        loudness residual, the loudness roll (B, 88, T) follows as one more item.  -> layers [+ 1] x (B, ., T)."""
         conditioners = super().conditioners(spectrogram)
         if self.score_projections is None:
             return conditioners
@@ -146,9 +152,20 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             raise ValueError("DiffVelPlus needs the score features (score_features(frame_roll, onset_roll))")
         frames = conditioners[0].shape[-1]
         conditioners = [c + proj(score[..., :frames]) for c, proj in zip(conditioners, self.score_projections)]
-        if self.loudness is None:
+        if self.loudness is None and not self.loudness_residual:
             return conditioners
-        return [c + loud for c, loud in zip(conditioners, self.loudness(log_mel_of_level(spectrogram), score))]
+        roll = loudness_roll(log_mel_of_level(spectrogram), score)  # (B, 88, T)
+        if self.loudness is not None:
+            conditioners = [c + loud for c, loud in zip(conditioners, self.loudness(roll))]
+        return conditioners + [roll] if self.loudness_residual else conditioners
+
+    def denoise(self, x_t, diffusion_step, film_feat, conditioners):
+        """The network's x0 (B, 1, T, 88), plus the loudness roll (the last conditioner) with the residual."""
+        if not self.loudness_residual:
+            return super().denoise(x_t, diffusion_step, film_feat, conditioners)
+        *per_block, roll = conditioners
+        x0 = super().denoise(x_t, diffusion_step, film_feat, per_block)  # (B, 1, T, 88)
+        return x0.float() + roll.float().transpose(1, 2).unsqueeze(1)  # float32 also under bf16 autocast
 
     def finish_x0(self, x0, score=None):
         """x0 (B, 1, T, 88), pooled per score note when note_pooling is on."""

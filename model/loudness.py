@@ -6,8 +6,14 @@ unfamiliar piano better than a network that has learnt one piano's timbre (READM
 showed that the network, given only the level per frame, does not learn that reading itself. This module
 hands it over directly: a roll (B, 88, T) that holds, on every cell of a score note, the note's onset
 log-energy mapped by the shipped regression's line to velocity / 128 (the network's target units), and
-0 outside notes. Each residual block adds a 1x1 convolution of that roll to its conditioner; the
-convolutions start at zero, so a model fine-tuned with them starts exactly where its checkpoint was.
+0 outside notes. Two ways to use it:
+
+- as a conditioner (`loudness_conditioner`): each residual block adds a 1x1 convolution of the roll to
+  its conditioner; the convolutions start at zero, so a model fine-tuned with them starts exactly where
+  its checkpoint was;
+- as a residual (`loudness_residual`): the network's x0 is the roll plus the network's output, so the
+  network learns a correction of the regression's reading; fine-tuned from a checkpoint whose output
+  projection is zeroed (`python -m utils.training.export --zero-output`), it starts as the regression.
 """
 import torch
 import torch.nn as nn
@@ -61,6 +67,6 @@ class LoudnessConditioner(nn.Module):
             nn.init.zeros_(projection.weight)
             nn.init.zeros_(projection.bias)
 
-    def forward(self, log_mel: torch.Tensor, score: torch.Tensor) -> list[torch.Tensor]:
-        roll = loudness_roll(log_mel, score)  # (B, 88, T)
+    def forward(self, roll: torch.Tensor) -> list[torch.Tensor]:
+        # roll (B, 88, T) from loudness_roll
         return [projection(roll.to(projection.weight.dtype)) for projection in self.projections]

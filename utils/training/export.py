@@ -1,11 +1,13 @@
 """Ship a trained model: a weights-and-hyperparameters-only copy of a training checkpoint.
 
-    python -m utils.training.export SRC.ckpt DST.ckpt
+    python -m utils.training.export SRC.ckpt DST.ckpt [--zero-output]
 
 Reads SRC through the safe loader, keeps `state_dict`, `hyper_parameters`, the step/epoch it was
 saved at and an average's `averaged_from` (for the model card), drops optimizer, loop and RNG state,
 and writes DST atomically. The result loads like any checkpoint (`load_diffvel`,
-`run_test.py comp_modelckpt=DST`).
+`run_test.py comp_modelckpt=DST`). `--zero-output` also zeroes the network's output projection (the
+last 1x1 convolution, `output_projection`), so that the copy outputs 0 everywhere: the start of a DiffVel+
+`loudness_residual` fine-tuning, which then outputs the loudness regression's reading alone (model/loudness.py).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import torch
 from utils.atomic import atomic_write_bytes
 from utils.training.checkpoint import CheckpointError, load_checkpoint
 
+OUTPUT_PROJECTION = ("output_projection.weight", "output_projection.bias")  # the network's last layer
 KEPT = ("state_dict", "hyper_parameters", "global_step", "epoch", "pytorch-lightning_version", "averaged_from")
 
 
@@ -36,11 +39,22 @@ def write_checkpoint(checkpoint: dict, destination: Path) -> None:
     atomic_write_bytes(destination, buffer.getvalue())
 
 
-def export(source: Path, destination: Path) -> dict:
-    """Write the slim copy of `source` to `destination`; returns what was written."""
+def zero_output(slim: dict, source: Path) -> None:
+    """Zero the network's output projection in `slim` (in place); CheckpointError naming `source` if it has none."""
+    missing = [key for key in OUTPUT_PROJECTION if key not in slim["state_dict"]]
+    if missing:
+        raise CheckpointError(f"{source}: no {missing[0]} to zero (not a DiffVel network)")
+    for key in OUTPUT_PROJECTION:
+        slim["state_dict"][key].zero_()
+
+
+def export(source: Path, destination: Path, zero: bool = False) -> dict:
+    """Write the slim copy of `source` (its output projection zeroed if `zero`) to `destination`; returns it."""
     if source.resolve() == destination.resolve():
         raise ValueError(f"{destination}: the export would overwrite its source")
     slim = slim_copy(load_checkpoint(source))
+    if zero:
+        zero_output(slim, source)
     write_checkpoint(slim, destination)
     return slim
 
@@ -56,9 +70,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="training checkpoint (e.g. .../checkpoints/last.ckpt)")
     parser.add_argument("destination", type=Path, help="slim checkpoint to write (e.g. pretrained/diffvel_plus.ckpt)")
+    parser.add_argument("--zero-output", action="store_true",
+                        help="zero the output projection (the start of a loudness_residual fine-tuning)")
     args = parser.parse_args(argv)
     try:
-        slim = export(args.source, args.destination)
+        slim = export(args.source, args.destination, zero=args.zero_output)
     except (FileNotFoundError, CheckpointError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

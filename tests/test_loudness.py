@@ -1,0 +1,117 @@
+"""DiffVel+'s loudness conditioner (model.args.loudness_conditioner, model/loudness.py)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _estimate_fixtures import reloaded_without
+from model import load_diffvel
+from model.loudness import REGRESSION_INTERCEPT, REGRESSION_SLOPE, loudness_roll
+from model.normalization import log_mel
+from utils.evaluation.baselines import FrameLogEnergy, onset_features
+from utils.training.checkpoint import CheckpointError, load_initial_weights
+from utils.training.machinery import build_model
+
+TINY = ["model=DiffVelPlus", "model.args.residual_channels=8", "model.args.residual_layers=2",
+        "model.args.kernel_size=3", "model.args.absolute_level=true", "model.args.note_pooling=true"]
+FRAMES = 640  # one segment: the FiLM layer reads exactly 640 frames
+
+
+def waveform() -> torch.Tensor:
+    """(1, L): noise bursts of different levels, so every onset has its own energy."""
+    rng = np.random.default_rng(0)
+    envelope = np.repeat(rng.uniform(0.001, 0.03, FRAMES), 512)[: 512 * (FRAMES - 1)]  # FRAMES frames
+    return torch.from_numpy((rng.standard_normal(envelope.size) * envelope).astype(np.float32))[None]
+
+
+def score(notes) -> torch.Tensor:
+    """(1, 176, FRAMES) frame + onset rolls of (key, onset frame, offset frame) notes."""
+    rolls = torch.zeros(1, 176, FRAMES)
+    for key, start, end in notes:
+        rolls[0, key, start:end] = 1
+        rolls[0, 88 + key, start] = 1
+    return rolls
+
+
+NOTES = [(10, 2, 9), (10, 12, 20), (40, 5, 30), (40, 30, 34), (87, 600, 640)]  # a re-strike of key 40 at 30
+
+
+def test_each_note_holds_the_loudness_regressions_reading_on_its_cells(compose):
+    model = build_model(compose("spec_roll", TINY + ["model.args.loudness_conditioner=true"]))
+    wave = waveform()
+    roll = loudness_roll(log_mel(model.mel_power(wave)), score(NOTES))[0]  # (88, T)
+    fit = json.loads(open("pretrained/loudness_regression.json").read())
+    assert (round(fit["slope"], 2), round(fit["intercept"], 2)) == (REGRESSION_SLOPE, REGRESSION_INTERCEPT)
+    energy = FrameLogEnergy(fit["spec_args"])(wave[0].numpy())  # the regression's own feature
+    for key, start, end in NOTES:
+        expected = (REGRESSION_SLOPE * onset_features(energy, [start])[0] + REGRESSION_INTERCEPT) / 128
+        assert 1 / 128 < expected < 127 / 128  # a reading inside the velocity range, not a clipped one
+        # within 0.1 velocity: the roll sums log(power + 1e-6) over the bins, the regression log(power) + 1e-6
+        assert torch.allclose(roll[key, start:end], torch.tensor(expected, dtype=torch.float32), atol=0.1 / 128), key
+    inside = score(NOTES)[0, :88] > 0
+    assert torch.all(roll[~inside] == 0)
+    assert roll[40, 5] != roll[40, 30]  # the re-struck note reads its own onset
+
+
+def test_a_model_with_the_conditioner_starts_exactly_as_its_checkpoint(compose, tmp_path):
+    torch.manual_seed(0)
+    source = build_model(compose("spec_roll", TINY)).eval()
+    for parameter in source.parameters():  # a trained network's stand-in (a fresh one outputs zeros)
+        torch.nn.init.normal_(parameter, std=0.3)
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}, path)
+    cfg = compose("spec_roll", TINY + ["model.args.loudness_conditioner=true"])
+    target = build_model(cfg)
+    load_initial_weights(path, target, dict(cfg.model.args))
+    target.eval()
+    x_t, step = torch.randn(1, 1, FRAMES, 88), torch.tensor([50])
+    frame_roll = score(NOTES)[:, :88].transpose(1, 2)[:, None]  # (1, 1, T, 88)
+    onset_roll = score(NOTES)[:, 88:].transpose(1, 2)[:, None]
+    with torch.no_grad():
+        before = source(x_t, waveform(), frame_roll, step, onset_roll=onset_roll)[0]
+        after = target(x_t, waveform(), frame_roll, step, onset_roll=onset_roll)[0]
+    assert torch.equal(before, after)
+    target.train()
+    out = target(x_t, waveform(), frame_roll, step, onset_roll=onset_roll)[0]
+    out.square().sum().backward()
+    assert target.loudness.projections[0].weight.grad.abs().sum() > 0  # the zeros can learn
+
+
+def test_only_the_zero_initialised_modules_may_be_absent_from_the_checkpoint(compose, tmp_path):
+    source = build_model(compose("spec_roll", TINY))
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("score_projections.0.")}
+    path = tmp_path / "partial.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": dict(source.hparams)}, path)
+    cfg = compose("spec_roll", TINY + ["model.args.loudness_conditioner=true"])
+    with pytest.raises(CheckpointError, match=r"partial\.ckpt: parameters do not match the model \(missing "
+                                              r"\['score_projections\.0\.weight'"):
+        load_initial_weights(path, build_model(cfg), dict(cfg.model.args))
+
+
+def test_the_conditioner_survives_the_checkpoint_and_old_checkpoints_load_without_it(compose, tmp_path):
+    model = build_model(compose("spec_roll", TINY + ["model.args.loudness_conditioner=true"]))
+    torch.nn.init.normal_(model.loudness.projections[1].weight)
+    path = tmp_path / "c.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    reloaded = load_diffvel(path)
+    assert torch.equal(reloaded.loudness.projections[1].weight, model.loudness.projections[1].weight)
+    assert reloaded_without(compose, tmp_path / "old.ckpt", "loudness_conditioner").loudness is None
+
+
+@pytest.mark.parametrize("missing", ["model.args.absolute_level=false", "model.args.score_conditioner=false"])
+def test_the_conditioner_without_the_level_or_the_notes_is_refused_naming_the_key(compose, missing):
+    overrides = TINY + ["model.args.loudness_conditioner=true", missing]
+    if missing.endswith("score_conditioner=false"):
+        overrides.append("model.args.note_pooling=false")
+    with pytest.raises(ValueError, match=r"model.args.loudness_conditioner=true needs model.args.score_conditioner="
+                                         r"true \(the notes\) and model.args.absolute_level=true \(the level\)"):
+        build_model(compose("spec_roll", overrides))
+
+
+def test_the_loudness_experiment_is_run_h_with_the_conditioner_on_one_gpu(compose):
+    loud, hannds = compose("spec_roll", ["experiment=plus_loudness"]), compose("spec_roll", ["experiment=plus_hannds"])
+    assert loud.model.args.loudness_conditioner and not hannds.model.args.loudness_conditioner
+    assert loud.model.args.brightness_db == 0.0 and loud.gpus == 1 and loud.data_root == "data/synth_gpu_voices"
+    loud.model.args.loudness_conditioner = False
+    assert loud.model.args == hannds.model.args
