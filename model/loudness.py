@@ -1,4 +1,4 @@
-"""DiffVel+'s loudness conditioner: the loudness regression's cue handed to the network on every score note.
+"""DiffVel+'s loudness reading: the loudness regression's cue handed to the network on every score note.
 
 The one-line loudness regression (utils/evaluation/baselines.py) reads each note's velocity from the
 recording's total log-energy over the first ONSET_FRAMES frames from the note's onset, and it reads an

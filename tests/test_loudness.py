@@ -10,6 +10,7 @@ from model import load_diffvel
 from model.loudness import REGRESSION_INTERCEPT, REGRESSION_SLOPE, loudness_roll
 from model.normalization import log_mel
 from utils.evaluation.baselines import FrameLogEnergy, onset_features
+from utils.training import export
 from utils.training.checkpoint import CheckpointError, load_initial_weights
 from utils.training.machinery import build_model
 
@@ -99,12 +100,13 @@ def test_the_conditioner_survives_the_checkpoint_and_old_checkpoints_load_withou
     assert reloaded_without(compose, tmp_path / "old.ckpt", "loudness_conditioner").loudness is None
 
 
+@pytest.mark.parametrize("key", ["loudness_conditioner", "loudness_residual"])
 @pytest.mark.parametrize("missing", ["model.args.absolute_level=false", "model.args.score_conditioner=false"])
-def test_the_conditioner_without_the_level_or_the_notes_is_refused_naming_the_key(compose, missing):
-    overrides = TINY + ["model.args.loudness_conditioner=true", missing]
+def test_the_reading_without_the_level_or_the_notes_is_refused_naming_the_key(compose, key, missing):
+    overrides = TINY + [f"model.args.{key}=true", missing]
     if missing.endswith("score_conditioner=false"):
         overrides.append("model.args.note_pooling=false")
-    with pytest.raises(ValueError, match=r"model.args.loudness_conditioner=true needs model.args.score_conditioner="
+    with pytest.raises(ValueError, match=rf"model.args.{key}=true needs model.args.score_conditioner="
                                          r"true \(the notes\) and model.args.absolute_level=true \(the level\)"):
         build_model(compose("spec_roll", overrides))
 
@@ -115,3 +117,52 @@ def test_the_loudness_experiment_is_run_h_with_the_conditioner_on_one_gpu(compos
     assert loud.model.args.brightness_db == 0.0 and loud.gpus == 1 and loud.data_root == "data/synth_gpu_voices"
     loud.model.args.loudness_conditioner = False
     assert loud.model.args == hannds.model.args
+
+
+def test_the_residual_from_a_zeroed_output_outputs_the_regressions_reading(compose, tmp_path):
+    source = build_model(compose("spec_roll", TINY))
+    for parameter in source.parameters():  # a trained network's stand-in
+        torch.nn.init.normal_(parameter, std=0.3)
+    trained, start = tmp_path / "trained.ckpt", tmp_path / "start.ckpt"
+    torch.save({"state_dict": source.state_dict(), "hyper_parameters": dict(source.hparams)}, trained)
+    assert export.main([str(trained), str(start), "--zero-output"]) == 0
+    cfg = compose("spec_roll", TINY + ["model.args.loudness_residual=true"])
+    model = build_model(cfg)
+    load_initial_weights(start, model, dict(cfg.model.args))
+    model.eval()
+    frame_roll = score(NOTES)[:, :88].transpose(1, 2)[:, None]  # (1, 1, T, 88)
+    onset_roll = score(NOTES)[:, 88:].transpose(1, 2)[:, None]
+    with torch.no_grad():
+        x0 = model(torch.randn(1, 1, FRAMES, 88), waveform(), frame_roll, torch.tensor([50]), onset_roll=onset_roll)[0]
+    reading = loudness_roll(log_mel(model.mel_power(waveform()))[..., :FRAMES], score(NOTES))  # (1, 88, T)
+    assert torch.allclose(x0[0, 0].T, reading[0], atol=1e-6)
+    assert reading.abs().sum() > 0
+    load_initial_weights(trained, model, dict(cfg.model.args))  # the unzeroed network adds its own output
+    with torch.no_grad():
+        x0 = model(torch.randn(1, 1, FRAMES, 88), waveform(), frame_roll, torch.tensor([50]), onset_roll=onset_roll)[0]
+    assert not torch.allclose(x0[0, 0].T, reading[0], atol=1e-3)
+
+
+def test_zero_output_keeps_every_other_weight_and_refuses_a_file_without_that_layer(tmp_path, capsys):
+    state = {"output_projection.weight": torch.ones(3, 2, 1), "output_projection.bias": torch.ones(3),
+             "other.weight": torch.ones(2)}
+    source, copy = tmp_path / "a.ckpt", tmp_path / "b.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": {}}, source)
+    assert export.main([str(source), str(copy), "--zero-output"]) == 0
+    written = torch.load(copy, weights_only=True)["state_dict"]
+    assert written["output_projection.weight"].abs().sum() == 0 and written["output_projection.bias"].abs().sum() == 0
+    assert torch.equal(written["other.weight"], state["other.weight"])
+    del state["output_projection.bias"]
+    torch.save({"state_dict": state, "hyper_parameters": {}}, source)
+    target = tmp_path / "c.ckpt"
+    assert export.main([str(source), str(target), "--zero-output"]) == 1
+    assert f"{source}: no output_projection.bias to zero (not a DiffVel network)" in capsys.readouterr().err
+    assert not target.exists()  # nothing half-written
+
+
+def test_the_residual_experiment_is_run_n_as_a_correction_of_the_reading(compose):
+    residual, bands = compose("spec_roll", ["experiment=plus_residual"]), compose("spec_roll", ["experiment=plus_bands"])
+    assert residual.model.args.loudness_residual and not bands.model.args.loudness_residual
+    assert residual.log_dir == "runs/residual" and residual.trainer.max_time == "00:01:00:00"
+    residual.model.args.loudness_residual = False
+    assert residual.model.args == bands.model.args and residual.data_root == bands.data_root
