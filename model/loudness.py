@@ -19,15 +19,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.note_pooling import note_ids, note_means, note_starts
-from utils.conventions import N_KEYS
+from model.note_pooling import note_ids, note_starts, note_sums
+from utils.conventions import MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN, N_KEYS, VELOCITY_SCALE
 from utils.evaluation.baselines import ONSET_FRAMES
 
 # The shipped regression's line (pretrained/loudness_regression.json, fitted on the demo corpus's train
 # split): velocity = SLOPE x log-energy + INTERCEPT. Fixed here, so that a checkpoint's inputs never move.
 REGRESSION_SLOPE = 11.70
 REGRESSION_INTERCEPT = 72.99
-VELOCITY_SCALE = 128.0  # the evaluation's rule: MIDI velocity = 128 x output
 
 
 def frame_log_energy(log_mel: torch.Tensor) -> torch.Tensor:
@@ -49,11 +48,10 @@ def loudness_roll(log_mel: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     frames = log_mel.shape[-1]
     frame, onset = score[:, :N_KEYS, :frames], score[:, N_KEYS:, :frames]  # (B, 88, T) each
     reading = (REGRESSION_SLOPE * onset_window_mean(frame_log_energy(log_mel)) + REGRESSION_INTERCEPT)
-    reading = reading.clamp(1.0, VELOCITY_SCALE - 1.0) / VELOCITY_SCALE  # (B, T)
+    reading = reading.clamp(MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX) / VELOCITY_SCALE  # (B, T)
     starts = note_starts(frame, onset).float()  # (B, 88, T)
     ids = note_ids(frame, onset)  # (B, 88, T)
-    at_starts = note_means(reading.unsqueeze(1) * starts, ids)  # a note's reading / its length
-    per_note = at_starts / note_means(starts, ids).clamp(min=1e-6)  # (B, 88, T)
+    per_note = note_sums(reading.unsqueeze(1) * starts, ids)  # one start per note: its reading  (B, 88, T)
     return torch.where(ids > 0, per_note, torch.zeros_like(per_note))
 
 

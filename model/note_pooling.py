@@ -32,16 +32,19 @@ def note_ids(frame: torch.Tensor, onset: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(note_starts(frame, onset).long(), dim=-1) * (frame > 0).long()
 
 
-def note_means(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Every cell set to the mean of its note's cells (cells outside notes: their mean, unused).
+def note_sums(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Every cell set to the sum over its note's cells (cells outside notes: their sum, unused).
     values (B, 88, T) float32, ids (B, 88, T) from note_ids -> (B, 88, T)."""
     frames = values.shape[-1]
     rows = torch.arange(ids.shape[0] * N_KEYS, device=ids.device).view(-1, N_KEYS, 1)  # (B, 88, 1)
     slots = (rows * (frames + 1) + ids).flatten()  # one slot per (item, key, note); note 0 = outside notes
     size = ids.shape[0] * N_KEYS * (frames + 1)
-    sums = values.new_zeros(size).index_add(0, slots, values.flatten())
-    counts = values.new_zeros(size).index_add(0, slots, torch.ones_like(values).flatten())
-    return (sums / counts.clamp(min=1))[slots].view_as(values)
+    return values.new_zeros(size).index_add(0, slots, values.flatten())[slots].view_as(values)
+
+
+def note_means(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Every cell set to the mean of its note's cells (cells outside notes: their mean, unused).  (B, 88, T) x 2."""
+    return note_sums(values, ids) / note_sums(torch.ones_like(values), ids).clamp(min=1)
 
 
 def pool_notes(x0: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
