@@ -24,11 +24,13 @@ Beyond the paper (the paper's `ClassifierFreeDiffRoll` stays the default and unc
   inference, so that less of a particular piano's timbre reaches the network;
 - optional loudness conditioner and loudness residual (model/loudness.py): each score note's
   loudness-regression reading on its cells, through a zero-initialised 1x1 convolution per block, or
-  added to the network's output so that the network learns a correction of it (need the absolute level).
+  added to the network's output so that the network learns a correction of it (need the absolute level);
+  the reading is the regression's own or a richer one (model/reading.py), read on the score's clock.
 
 Checkpoints carry the hyperparameter `variant: DiffVelPlus`, so every loader rebuilds this class.
 """
 import logging
+from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
@@ -37,10 +39,11 @@ from model.augment import LevelShift, RandomEq, SpectralTilt, VelocityBrightness
 from model.bands import MelBands
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
-from model.loudness import LoudnessConditioner, loudness_roll
+from model.loudness import LoudnessConditioner, centred_on_notes, loudness_roll
 from model.normalization import fixed_level, log_mel, log_mel_of_level
 from model.note_pooling import pool_notes, rising_edges
-from utils.conventions import N_KEYS
+from model.reading import check_reading, key_partials
+from utils.conventions import FRAMES_PER_SECOND, N_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,10 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         loudness_conditioner: add each score note's loudness-regression reading as a conditioner per block
             (model/loudness.py; needs score_conditioner and absolute_level).
         loudness_residual: x0 = that reading + the network's output (a correction of the reading; same needs).
+        loudness_reading: which reading (model/reading.py): "onset", the loudness regression's own, or
+            "notes", which also reads each note's partials and its chord (needs mel_bands=0).
+        residual_centred: with loudness_residual, the network's correction has mean 0 over each crop's note
+            cells: the reading sets the crop's level and the network only moves notes against each other.
     """
 
     # modules that start at zero: fine-tuning (init_weights=) from a checkpoint without them starts where it was
@@ -85,7 +92,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                  note_loss_weight: float = 0.0, note_pooling: bool = False, absolute_level: bool = False,
                  tilt_db: float = 0.0, eq_db: float = 0.0, brightness_db: float = 0.0, level_shift_db: float = 0.0,
                  level_shift_rate: float = 2.7, mel_bands: int = 0, loudness_conditioner: bool = False,
-                 loudness_residual: bool = False, variant: str = VARIANT, **network_args):
+                 loudness_residual: bool = False, loudness_reading: str = "onset", residual_centred: bool = False,
+                 variant: str = VARIANT, **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
@@ -96,6 +104,10 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             if value and not (score_conditioner and absolute_level):
                 raise ValueError(f"model.args.{key}=true needs model.args.score_conditioner=true (the notes) "
                                  "and model.args.absolute_level=true (the level)")
+        if check_reading(loudness_reading) == "notes" and mel_bands:
+            raise ValueError("model.args.loudness_reading=notes needs model.args.mel_bands=0 (it reads each key's partials)")
+        if residual_centred and not loudness_residual:
+            raise ValueError("model.args.residual_centred=true needs model.args.loudness_residual=true")
         super().__init__(**network_args)
         self.save_hyperparameters({**self.hparams, "variant": VARIANT, "score_conditioner": bool(score_conditioner),
                                    "absolute_velocity": bool(absolute_velocity),
@@ -105,7 +117,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                                    "brightness_db": float(brightness_db), "level_shift_db": float(level_shift_db),
                                    "level_shift_rate": float(level_shift_rate), "mel_bands": mel_bands,
                                    "loudness_conditioner": bool(loudness_conditioner),
-                                   "loudness_residual": bool(loudness_residual)})
+                                   "loudness_residual": bool(loudness_residual),
+                                   "loudness_reading": loudness_reading, "residual_centred": bool(residual_centred)})
         self.absolute_velocity = bool(absolute_velocity)
         self.absolute_level = bool(absolute_level)
         self.tilt = SpectralTilt(tilt_db)
@@ -121,6 +134,11 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         ) if score_conditioner else None
         self.loudness = LoudnessConditioner(channels, len(self.residual_layers)) if loudness_conditioner else None
         self.loudness_residual = bool(loudness_residual)
+        self.loudness_reading = loudness_reading
+        self.residual_centred = bool(residual_centred)
+        self.register_buffer("partials", key_partials(self.mel_layer.mel_scale.fb, self.mel_layer.sample_rate),
+                             persistent=False)  # (88, n_mels), read by the notes reading
+        self.score_fps = FRAMES_PER_SECOND  # the score roll's clock (score_clock), read by the loudness reading
 
     # ----- conditions -----
 
@@ -154,7 +172,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         conditioners = [c + proj(score[..., :frames]) for c, proj in zip(conditioners, self.score_projections)]
         if self.loudness is None and not self.loudness_residual:
             return conditioners
-        roll = loudness_roll(log_mel_of_level(spectrogram), score)  # (B, 88, T)
+        roll = loudness_roll(log_mel_of_level(spectrogram), score, self.loudness_reading, self.score_fps,
+                             self.partials)  # (B, 88, T)
         if self.loudness is not None:
             conditioners = [c + loud for c, loud in zip(conditioners, self.loudness(roll))]
         return conditioners + [roll] if self.loudness_residual else conditioners
@@ -164,8 +183,18 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         if not self.loudness_residual:
             return super().denoise(x_t, diffusion_step, film_feat, conditioners)
         *per_block, roll = conditioners
-        x0 = super().denoise(x_t, diffusion_step, film_feat, per_block)  # (B, 1, T, 88)
-        return x0.float() + roll.float().transpose(1, 2).unsqueeze(1)  # float32 also under bf16 autocast
+        x0 = super().denoise(x_t, diffusion_step, film_feat, per_block).float()  # (B, 1, T, 88)
+        reading = roll.float().transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88), float32 also under bf16 autocast
+        return reading + (centred_on_notes(x0, reading > 0) if self.residual_centred else x0)
+
+    @contextmanager
+    def score_clock(self, score_fps):
+        """Read the loudness at score frames of 1 / score_fps s (float, or (B,) per item) inside the block."""
+        previous, self.score_fps = self.score_fps, score_fps
+        try:
+            yield self
+        finally:
+            self.score_fps = previous
 
     def finish_x0(self, x0, score=None):
         """x0 (B, 1, T, 88), pooled per score note when note_pooling is on."""
@@ -176,7 +205,7 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
     def step(self, batch):
         """The task's step on the level-shifted crop, with its velocity roll at hand for the brightness."""
         audio, velocity = self.level_shift(batch["audio"], batch["velocity"])
-        with self.brightness.given(velocity):
+        with self.brightness.given(velocity), self.score_clock(batch.get("score_fps", FRAMES_PER_SECOND)):
             return super().step({**batch, "audio": audio, "velocity": velocity})
 
     def velocity_target(self, velocity):

@@ -4,9 +4,9 @@ The one-line loudness regression (utils/evaluation/baselines.py) reads each note
 recording's total log-energy over the first ONSET_FRAMES frames from the note's onset, and it reads an
 unfamiliar piano better than a network that has learnt one piano's timbre (README, "Run N"). Run N also
 showed that the network, given only the level per frame, does not learn that reading itself. This module
-hands it over directly: a roll (B, 88, T) that holds, on every cell of a score note, the note's onset
-log-energy mapped by the shipped regression's line to velocity / 128 (the network's target units), and
-0 outside notes. Two ways to use it:
+hands it over directly: a roll (B, 88, T) that holds, on every cell of a score note, the note's reading
+(model/reading.py: `onset`, the regression's own, or `notes`, which also reads the note's partials and
+its chord) in velocity / 128 (the network's target units), and 0 outside notes. Two ways to use it:
 
 - as a conditioner (`loudness_conditioner`): each residual block adds a 1x1 convolution of the roll to
   its conditioner; the convolutions start at zero, so a model fine-tuned with them starts exactly where
@@ -17,42 +17,30 @@ log-energy mapped by the shipped regression's line to velocity / 128 (the networ
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from model.note_pooling import note_ids, note_starts, note_sums
-from utils.conventions import MIDI_VELOCITY_MAX, MIDI_VELOCITY_MIN, N_KEYS, VELOCITY_SCALE
-from utils.evaluation.baselines import ONSET_FRAMES
-
-# The shipped regression's line (pretrained/loudness_regression.json, fitted on the demo corpus's train
-# split): velocity = SLOPE x log-energy + INTERCEPT. Fixed here, so that a checkpoint's inputs never move.
-REGRESSION_SLOPE = 11.70
-REGRESSION_INTERCEPT = 72.99
+from model.reading import features, velocity
+from utils.conventions import FRAMES_PER_SECOND, N_KEYS
 
 
-def frame_log_energy(log_mel: torch.Tensor) -> torch.Tensor:
-    """log(total mel power) per frame from log(mel power + 1e-6).  (B, n_mels, T) -> (B, T)."""
-    return torch.logsumexp(log_mel.float(), dim=1)
-
-
-def onset_window_mean(energy: torch.Tensor) -> torch.Tensor:
-    """Mean over [t, t + ONSET_FRAMES) of each frame t, the window clipped at the crop's end.  (B, T) -> (B, T)."""
-    tail = (0, ONSET_FRAMES - 1)
-    sums = F.pad(energy, tail).unfold(-1, ONSET_FRAMES, 1).sum(-1)  # (B, T)
-    counts = F.pad(torch.ones_like(energy), tail).unfold(-1, ONSET_FRAMES, 1).sum(-1)  # (B, T)
-    return sums / counts
-
-
-def loudness_roll(log_mel: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """Each score note's regression reading on its cells, 0 elsewhere.
-    log_mel (B, n_mels, T), score (B, 176, >= T) frame + onset rolls -> (B, 88, T)."""
+def loudness_roll(log_mel: torch.Tensor, score: torch.Tensor, kind: str = "onset", score_fps=FRAMES_PER_SECOND,
+                  partials: torch.Tensor | None = None) -> torch.Tensor:
+    """Each score note's reading (model/reading.py, `kind`) on its cells, 0 elsewhere. log_mel (B, n_mels, T),
+    score (B, 176, >= T) frame + onset rolls on a clock of `score_fps` frames/s (float or (B,)) -> (B, 88, T)."""
     frames = log_mel.shape[-1]
     frame, onset = score[:, :N_KEYS, :frames], score[:, N_KEYS:, :frames]  # (B, 88, T) each
-    reading = (REGRESSION_SLOPE * onset_window_mean(frame_log_energy(log_mel)) + REGRESSION_INTERCEPT)
-    reading = reading.clamp(MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX) / VELOCITY_SCALE  # (B, T)
-    starts = note_starts(frame, onset).float()  # (B, 88, T)
-    ids = note_ids(frame, onset)  # (B, 88, T)
-    per_note = note_sums(reading.unsqueeze(1) * starts, ids)  # one start per note: its reading  (B, 88, T)
-    return torch.where(ids > 0, per_note, torch.zeros_like(per_note))
+    starts = note_starts(frame, onset)  # (B, 88, T)
+    reading = velocity(features(log_mel, starts, score_fps, kind, partials), kind)  # (B, 88, T)
+    per_note = note_sums(reading * starts.float(), note_ids(frame, onset))  # one start per note: its reading
+    return torch.where(frame > 0, per_note, torch.zeros_like(per_note))
+
+
+def centred_on_notes(correction: torch.Tensor, notes: torch.Tensor) -> torch.Tensor:
+    """The correction minus its mean over each item's note cells, on those cells (others unchanged).
+    correction (B, 1, T, 88), notes bool (B, 1, T, 88) -> (B, 1, T, 88)."""
+    mask = notes.to(correction.dtype)
+    mean = (correction * mask).sum((1, 2, 3), keepdim=True) / mask.sum((1, 2, 3), keepdim=True).clamp(min=1.0)
+    return correction - mean * mask
 
 
 class LoudnessConditioner(nn.Module):

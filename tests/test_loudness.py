@@ -7,7 +7,8 @@ import torch
 
 from _estimate_fixtures import reloaded_without
 from model import load_diffvel
-from model.loudness import REGRESSION_INTERCEPT, REGRESSION_SLOPE, loudness_roll
+from model.loudness import loudness_roll
+from model.reading import LINES
 from model.normalization import log_mel
 from utils.evaluation.baselines import FrameLogEnergy, onset_features
 from utils.training import export
@@ -43,10 +44,11 @@ def test_each_note_holds_the_loudness_regressions_reading_on_its_cells(compose):
     wave = waveform()
     roll = loudness_roll(log_mel(model.mel_power(wave)), score(NOTES))[0]  # (88, T)
     fit = json.loads(open("pretrained/loudness_regression.json").read())
-    assert (round(fit["slope"], 2), round(fit["intercept"], 2)) == (REGRESSION_SLOPE, REGRESSION_INTERCEPT)
+    (slope,), intercept = LINES["onset"]
+    assert (round(fit["slope"], 2), round(fit["intercept"], 2)) == (slope, intercept)
     energy = FrameLogEnergy(fit["spec_args"])(wave[0].numpy())  # the regression's own feature
     for key, start, end in NOTES:
-        expected = (REGRESSION_SLOPE * onset_features(energy, [start])[0] + REGRESSION_INTERCEPT) / 128
+        expected = (slope * onset_features(energy, [start])[0] + intercept) / 128
         assert 1 / 128 < expected < 127 / 128  # a reading inside the velocity range, not a clipped one
         # within 0.1 velocity: the roll sums log(power + 1e-6) over the bins, the regression log(power) + 1e-6
         assert torch.allclose(roll[key, start:end], torch.tensor(expected, dtype=torch.float32), atol=0.1 / 128), key

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from utils.data.audio_io import AudioFileError, audio_info, cache_path_for, ensure_resampled, read_crop
-from utils.conventions import HOP_LENGTH, MAX_MIDI, MIN_MIDI, SAMPLE_RATE, SEGMENT_SAMPLES
+from utils.conventions import FRAMES_PER_SECOND, HOP_LENGTH, MAX_MIDI, MIN_MIDI, PAPER_TEST_FPS, SAMPLE_RATE, SEGMENT_SAMPLES
 from utils.data.download import MAESTRO_V2_FOLDER, download_maestro
 from utils.data.label_drift import paper_timed_rolls
 from utils.data.midi_labels import MidiLabelError, load_note_table, segment_rolls
@@ -230,10 +230,12 @@ class MAESTRO(Dataset):
         begin = self.crop_begin(index)
         audio = read_crop(piece.readable_audio_path, begin, self.sequence_length, self.sampling_rate)  # (S,)
         notes = load_note_table(piece.midi_path, piece.note_table_path)  # (N, 4)
-        label_rolls = paper_timed_rolls if self.paper_timed(index) else segment_rolls
+        paper_timed = self.paper_timed(index)
+        label_rolls = paper_timed_rolls if paper_timed else segment_rolls
         rolls = label_rolls(notes, begin, piece.n_samples, self.sequence_length, self.hop_length,
                             self.sampling_rate, self.min_midi, self.max_midi)  # each (S // hop, keys)
         item = {name: torch.from_numpy(roll) for name, roll in rolls.items()}
         item["audio"] = torch.from_numpy(audio)
+        item["score_fps"] = torch.tensor(float(PAPER_TEST_FPS if paper_timed else FRAMES_PER_SECOND))  # the labels' clock
         item["path"] = str(piece.audio_path)
         return item

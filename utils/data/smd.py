@@ -72,6 +72,7 @@ class Segment:
     target: dict  # rolls with a leading batch dim 1 (float32); see paper_/corrected_segments
     score_roll: np.ndarray  # (frames, 88) float32 frame roll from start_time + shift
     score_onset: np.ndarray | None = None  # (frames, 88) float32 onset roll of the same score (DiffVelPlus)
+    score_fps: float = FRAMES_PER_SECOND  # the score rolls' clock (PAPER_TEST_FPS in the paper protocol)
 
 
 def _validate(name: str, waveform: np.ndarray, midi_events: Sequence[str], midi_event_times: np.ndarray,
@@ -251,7 +252,7 @@ def paper_segments(path_or_excerpt: str | os.PathLike | SMDExcerpt, shift: float
         targets = published_targets(processor, excerpt, start_time)
         score = published_targets(processor, excerpt, start_time + shift)
         yield Segment(index, float(start_time), _audio_segment(excerpt.waveform, start_time, PAPER_INT16_SCALE),
-                      targets, score["frame_roll"][0], score["onset_roll"][0])
+                      targets, score["frame_roll"][0], score["onset_roll"][0], float(frames_per_second))
         start_time += SEGMENT_SECONDS
         index += 1
 

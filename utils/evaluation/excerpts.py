@@ -1,6 +1,7 @@
 """Velocity estimation for whole test excerpts: segments -> batched sampling -> the paper's pair dicts."""
 import logging
 import zlib
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -39,6 +40,13 @@ def load_segments(h5_path, shift: float, protocol: str, frames_per_second: int):
     return list(corrected_segments(h5_path, shift=shift))
 
 
+def score_clock(model, score_fps: float):
+    """The model's `score_clock(score_fps)` context (DiffVelPlus: its loudness reading maps the score's
+    frames to the audio's), or nothing for a model that reads no clock (the paper's)."""
+    clock = getattr(model, "score_clock", None)
+    return nullcontext() if clock is None else clock(score_fps)
+
+
 def estimate_segments(model, segments, excerpt: str, shift: float, seed: int = 0, batch_segments: int = 8,
                       progress: bool = True, **sampling) -> list[np.ndarray]:
     """Sample the velocity roll of every segment, `batch_segments` at a time.
@@ -55,7 +63,8 @@ def estimate_segments(model, segments, excerpt: str, shift: float, seed: int = 0
         onsets = None if any(s.score_onset is None for s in chunk) else torch.from_numpy(
             np.stack([s.score_onset for s in chunk]))  # (B, 640, 88), read by DiffVelPlus only
         generators = [segment_generator(seed, excerpt, shift, s.index) for s in chunk]
-        roll = model.sample(waveform, score, generator=generators, onset_roll=onsets, **sampling)  # (B, 1, 640, 88)
+        with score_clock(model, chunk[0].score_fps):  # the loudness reading of DiffVelPlus maps it to the audio's
+            roll = model.sample(waveform, score, generator=generators, onset_roll=onsets, **sampling)  # (B, 1, 640, 88)
         bad = [s.index for s, r in zip(chunk, roll) if not torch.isfinite(r).all()]
         if bad:
             raise NonFiniteOutputError(f"{excerpt}: model output is NaN or infinite at segment {bad[0]} "
