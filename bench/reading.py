@@ -23,7 +23,7 @@ import torchaudio  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from bench.accuracy import resolve_sets  # noqa: E402
-from model.reading import FEATURES, LINES, READINGS, features, key_partials, velocity  # noqa: E402
+from model.reading import FEATURES, READINGS, features, key_partials, velocity  # noqa: E402
 from utils import tables  # noqa: E402
 from utils.atomic import atomic_write_bytes  # noqa: E402
 from utils.conventions import FRAMES_PER_SECOND, MAX_MIDI, MIN_MIDI, N_KEYS, SAMPLE_RATE  # noqa: E402
