@@ -136,8 +136,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         self.loudness_residual = bool(loudness_residual)
         self.loudness_reading = loudness_reading
         self.residual_centred = bool(residual_centred)
-        self.register_buffer("partials", key_partials(self.mel_layer.mel_scale.fb, self.mel_layer.sample_rate),
-                             persistent=False)  # (88, n_mels), read by the notes reading
+        partials = key_partials(self.mel_layer.mel_scale.fb, self.mel_layer.sample_rate) if loudness_reading == "notes" else None
+        self.register_buffer("partials", partials, persistent=False)  # (88, n_mels), read by the notes reading only
         self.score_fps = FRAMES_PER_SECOND  # the score roll's clock (score_clock), read by the loudness reading
 
     # ----- conditions -----

@@ -9,7 +9,8 @@ velocity / 128. Two readings, each a fixed line over features of the log-mel at 
   its first four partials) over the same frames, and log(number of notes starting within one frame):
   a chord's total energy overstates each of its notes, and the note's own partials tell its notes apart.
 
-Both lines were fitted by least squares on the demo corpus's train split (`python -m bench.reading`,
+Both lines were fitted by least squares on the demo corpus's train split (`onset`: the regression's own,
+`python -m utils.estimate.loudness`, pretrained/loudness_regression.json; `notes`: `python -m bench.reading`,
 pretrained/note_reading.json) and are fixed here, so that a checkpoint's inputs never move.
 
 The score may run on another clock than the spectrogram: in the paper protocol its frames are 1/31 s
