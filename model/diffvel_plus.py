@@ -39,9 +39,9 @@ from model.augment import LevelShift, RandomEq, SpectralTilt, VelocityBrightness
 from model.bands import MelBands
 from model.diffvel import ClassifierFreeDiffRoll
 from model.layers import kaiming_conv1d
-from model.loudness import LoudnessConditioner, centred_on_notes, loudness_roll
-from model.normalization import fixed_level, log_mel, log_mel_of_level
-from model.note_pooling import pool_notes, rising_edges
+from model.loudness import LoudnessConditioner, centred_on_notes, floored_on_notes, loudness_roll, note_weights
+from model.normalization import LOG_MEL_EPSILON, fixed_level, log_mel, log_mel_of_level
+from model.note_pooling import note_ids, pool_notes, rising_edges
 from model.reading import check_reading, key_partials
 from utils.conventions import FRAMES_PER_SECOND, N_KEYS
 
@@ -80,9 +80,12 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             (model/loudness.py; needs score_conditioner and absolute_level).
         loudness_residual: x0 = that reading + the network's output (a correction of the reading; same needs).
         loudness_reading: which reading (model/reading.py): "onset", the loudness regression's own, or
-            "notes", which also reads each note's partials and its chord (needs mel_bands=0).
+            "notes", which also reads each note's partials and its chord. The notes reading always reads the
+            full mel; with mel_bands > 0 only the network hears the bands.
         residual_centred: with loudness_residual, the network's correction has mean 0 over each crop's note
             cells: the reading sets the crop's level and the network only moves notes against each other.
+        residual_per_note: with residual_centred, each note (not each cell) weighs the same in that mean, as
+            in the evaluation, and no note of the score ends below velocity 1 (a score note was played).
     """
 
     # modules that start at zero: fine-tuning (init_weights=) from a checkpoint without them starts where it was
@@ -93,7 +96,7 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                  tilt_db: float = 0.0, eq_db: float = 0.0, brightness_db: float = 0.0, level_shift_db: float = 0.0,
                  level_shift_rate: float = 2.7, mel_bands: int = 0, loudness_conditioner: bool = False,
                  loudness_residual: bool = False, loudness_reading: str = "onset", residual_centred: bool = False,
-                 variant: str = VARIANT, **network_args):
+                 residual_per_note: bool = False, variant: str = VARIANT, **network_args):
         if variant != VARIANT:
             raise ValueError(f"DiffVelPlus built with variant={variant!r}")
         if not note_loss_weight >= 0:
@@ -104,10 +107,11 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
             if value and not (score_conditioner and absolute_level):
                 raise ValueError(f"model.args.{key}=true needs model.args.score_conditioner=true (the notes) "
                                  "and model.args.absolute_level=true (the level)")
-        if check_reading(loudness_reading) == "notes" and mel_bands:
-            raise ValueError("model.args.loudness_reading=notes needs model.args.mel_bands=0 (it reads each key's partials)")
+        check_reading(loudness_reading)
         if residual_centred and not loudness_residual:
             raise ValueError("model.args.residual_centred=true needs model.args.loudness_residual=true")
+        if residual_per_note and not residual_centred:
+            raise ValueError("model.args.residual_per_note=true needs model.args.residual_centred=true")
         super().__init__(**network_args)
         self.save_hyperparameters({**self.hparams, "variant": VARIANT, "score_conditioner": bool(score_conditioner),
                                    "absolute_velocity": bool(absolute_velocity),
@@ -118,7 +122,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                                    "level_shift_rate": float(level_shift_rate), "mel_bands": mel_bands,
                                    "loudness_conditioner": bool(loudness_conditioner),
                                    "loudness_residual": bool(loudness_residual),
-                                   "loudness_reading": loudness_reading, "residual_centred": bool(residual_centred)})
+                                   "loudness_reading": loudness_reading, "residual_centred": bool(residual_centred),
+                                   "residual_per_note": bool(residual_per_note)})
         self.absolute_velocity = bool(absolute_velocity)
         self.absolute_level = bool(absolute_level)
         self.tilt = SpectralTilt(tilt_db)
@@ -136,6 +141,9 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
         self.loudness_residual = bool(loudness_residual)
         self.loudness_reading = loudness_reading
         self.residual_centred = bool(residual_centred)
+        self.residual_per_note = bool(residual_per_note)
+        # the notes reading reads the full mel; the bands, if any, go to the network's blocks only
+        self.reads_full_mel = loudness_reading == "notes" and mel_bands > 0 and (loudness_conditioner or loudness_residual)
         partials = key_partials(self.mel_layer.mel_scale.fb, self.mel_layer.sample_rate) if loudness_reading == "notes" else None
         self.register_buffer("partials", partials, persistent=False)  # (88, n_mels), read by the notes reading only
         self.score_fps = FRAMES_PER_SECOND  # the score roll's clock (score_clock), read by the loudness reading
@@ -145,8 +153,17 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
     def spectrogram(self, waveform):
         """Log-mel (re-voiced, tilted and equalised in training; pooled into bands if asked), at its absolute
         level or min-max normalised.  (B, L) -> (B, n_mels, T)."""
-        spec = log_mel(self.bands(self.eq(self.tilt(self.brightness(self.mel_power(waveform))))))
+        power = self.eq(self.tilt(self.brightness(self.mel_power(waveform))))  # (B, n_mels, T)
+        spec = log_mel(power if self.reads_full_mel else self.bands(power))
         return fixed_level(spec) if self.absolute_level else self.normalize_spec(spec)
+
+    def heard(self, spectrogram):
+        """What the network's blocks hear: the spectrogram, or its bands when only the notes reading reads
+        the full mel (the bands of the mel power, at the absolute level).  (B, n_mels, T) -> (B, n_mels, T)."""
+        if not self.reads_full_mel:
+            return spectrogram
+        power = (torch.exp(log_mel_of_level(spectrogram)) - LOG_MEL_EPSILON).clamp(min=0.0)
+        return fixed_level(log_mel(self.bands(power)))
 
     def score_features(self, frame_roll, onset_roll=None):
         """Frame and onset rolls stacked as channels.  (B, [1,] T, 88) x 2 -> (B, 176, T)."""
@@ -162,8 +179,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
 
     def conditioners(self, spectrogram, score=None):
         """Spectrogram projections plus, per block, the score's (and the loudness conditioner's); with the
-        loudness residual, the loudness roll (B, 88, T) follows as one more item.  -> layers [+ 1] x (B, ., T)."""
-        conditioners = super().conditioners(spectrogram)
+        loudness residual, the loudness roll and the note ids (B, 88, T) follow as one more item (a pair)."""
+        conditioners = super().conditioners(self.heard(spectrogram))
         if self.score_projections is None:
             return conditioners
         if score is None:
@@ -176,16 +193,24 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                              self.partials)  # (B, 88, T)
         if self.loudness is not None:
             conditioners = [c + loud for c, loud in zip(conditioners, self.loudness(roll))]
-        return conditioners + [roll] if self.loudness_residual else conditioners
+        if not self.loudness_residual:
+            return conditioners
+        frame, onset = score[:, :N_KEYS, :frames], score[:, N_KEYS:, :frames]
+        return conditioners + [(roll, note_ids(frame, onset))]
 
     def denoise(self, x_t, diffusion_step, film_feat, conditioners):
         """The network's x0 (B, 1, T, 88), plus the loudness roll (the last conditioner) with the residual."""
         if not self.loudness_residual:
             return super().denoise(x_t, diffusion_step, film_feat, conditioners)
-        *per_block, roll = conditioners
+        *per_block, (roll, ids) = conditioners
         x0 = super().denoise(x_t, diffusion_step, film_feat, per_block).float()  # (B, 1, T, 88)
         reading = roll.float().transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88), float32 also under bf16 autocast
-        return reading + (centred_on_notes(x0, reading > 0) if self.residual_centred else x0)
+        if not self.residual_centred:
+            return reading + x0
+        if not self.residual_per_note:
+            return reading + centred_on_notes(x0, (reading > 0).float())
+        weight = note_weights(ids).transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88): 1 / cells of the note, 0 outside
+        return floored_on_notes(reading + centred_on_notes(x0, weight), weight > 0)
 
     @contextmanager
     def score_clock(self, score_fps):

@@ -14,13 +14,15 @@ its chord) in velocity / 128 (the network's target units), and 0 outside notes. 
 - as a residual (`loudness_residual`): the network's x0 is the roll plus the network's output, so the
   network learns a correction of the regression's reading; fine-tuned from a checkpoint whose output
   projection is zeroed (`python -m utils.training.export --zero-output`), it starts as the regression.
+  The correction can be centred on each crop's note cells (`centred_on_notes`) or, weighing every note
+  the same (`note_weights`), on its notes, with no note below velocity 1 (`floored_on_notes`).
 """
 import torch
 import torch.nn as nn
 
 from model.note_pooling import note_ids, note_starts, note_sums
 from model.reading import features, velocity
-from utils.conventions import FRAMES_PER_SECOND, N_KEYS
+from utils.conventions import FRAMES_PER_SECOND, MIDI_VELOCITY_MIN, N_KEYS, VELOCITY_SCALE
 
 
 def loudness_roll(log_mel: torch.Tensor, score: torch.Tensor, kind: str = "onset", score_fps=FRAMES_PER_SECOND,
@@ -35,12 +37,27 @@ def loudness_roll(log_mel: torch.Tensor, score: torch.Tensor, kind: str = "onset
     return torch.where(frame > 0, per_note, torch.zeros_like(per_note))
 
 
-def centred_on_notes(correction: torch.Tensor, notes: torch.Tensor) -> torch.Tensor:
-    """The correction minus its mean over each item's note cells, on those cells (others unchanged).
-    correction (B, 1, T, 88), notes bool (B, 1, T, 88) -> (B, 1, T, 88)."""
-    mask = notes.to(correction.dtype)
-    mean = (correction * mask).sum((1, 2, 3), keepdim=True) / mask.sum((1, 2, 3), keepdim=True).clamp(min=1.0)
-    return correction - mean * mask
+def centred_on_notes(correction: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The correction minus its weighted mean over each item's note cells (weight > 0), on those cells
+    (others unchanged). Weight 1 per cell centres the cells; note_weights centres the notes.
+    correction (B, 1, T, 88), weight (B, 1, T, 88) -> (B, 1, T, 88)."""
+    weight = weight.to(correction.dtype)
+    total = weight.sum((1, 2, 3), keepdim=True).clamp(min=torch.finfo(correction.dtype).tiny)
+    mean = (correction * weight).sum((1, 2, 3), keepdim=True) / total  # (B, 1, 1, 1); 0 for an item without notes
+    return correction - mean * (weight > 0)
+
+
+def note_weights(ids: torch.Tensor) -> torch.Tensor:
+    """1 / (the note's cell count) on each note cell, 0 outside notes, so that every note weighs 1 in a sum.
+    ids (B, 88, T) from note_ids -> float (B, 88, T)."""
+    cells = note_sums(torch.ones_like(ids, dtype=torch.float32), ids)
+    return torch.where(ids > 0, 1.0 / cells, torch.zeros_like(cells))
+
+
+def floored_on_notes(x0: torch.Tensor, notes: torch.Tensor) -> torch.Tensor:
+    """x0 with every note cell at least velocity 1 (MIDI_VELOCITY_MIN / 128): a score note was played.
+    x0 (B, 1, T, 88), notes bool (B, 1, T, 88) -> (B, 1, T, 88)."""
+    return torch.where(notes, x0.clamp(min=MIDI_VELOCITY_MIN / VELOCITY_SCALE), x0)
 
 
 class LoudnessConditioner(nn.Module):

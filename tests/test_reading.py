@@ -9,8 +9,9 @@ from omegaconf import OmegaConf
 
 from bench import reading as bench_reading
 from maestro_layout import _short
-from model.loudness import centred_on_notes, loudness_roll
+from model.loudness import centred_on_notes, floored_on_notes, loudness_roll, note_weights
 from model.normalization import log_mel
+from model.note_pooling import note_ids
 from model.reading import LINES, audio_frames, features, key_partials
 from test_loudness import FRAMES, NOTES, TINY, score, waveform
 from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS
@@ -98,9 +99,61 @@ def test_the_centred_residual_moves_notes_but_not_the_readings_level(compose):
     assert (x0[0, 0][notes] - reading[notes]).mean().abs() < 1e-5  # and kept their mean level
 
 
+def test_note_weights_make_every_note_weigh_one_whatever_its_length():
+    frame, onset = torch.zeros(1, 88, 30), torch.zeros(1, 88, 30)
+    frame[0, 5, 2:12] = onset[0, 5, 2] = onset[0, 5, 8] = 1.0  # a re-struck key: notes of 6 and 4 cells
+    frame[0, 40, 20] = onset[0, 40, 20] = 1.0  # a one-cell note
+    weights = note_weights(note_ids(frame, onset))
+    assert weights[0, 5, 2:8].tolist() == [pytest.approx(1 / 6)] * 6 and weights[0, 5, 8:12].tolist() == [0.25] * 4
+    assert weights[0, 40, 20] == 1.0 and weights.sum() == pytest.approx(3.0)
+    correction = torch.zeros(1, 1, 30, 88)
+    correction[0, 0, 2:8, 5], correction[0, 0, 8:12, 5], correction[0, 0, 20, 40] = 3.0, 0.0, 0.0
+    centred = centred_on_notes(correction, weights.transpose(1, 2)[:, None])
+    assert centred[0, 0, 2, 5] == pytest.approx(2.0) and centred[0, 0, 20, 40] == pytest.approx(-1.0)  # notes, not cells
+    assert centred[0, 0, 0, 0] == 0.0
+
+
+def test_no_note_ends_below_velocity_one_and_other_cells_keep_their_value():
+    x0 = torch.tensor([-0.2, 0.001, 0.5, -0.3]).view(1, 1, 1, 4)
+    notes = torch.tensor([True, True, True, False]).view(1, 1, 1, 4)
+    assert floored_on_notes(x0, notes).flatten().tolist() == pytest.approx([1 / 128, 1 / 128, 0.5, -0.3])
+
+
+def test_the_notes_reading_reads_the_full_mel_while_the_network_hears_the_bands(compose):
+    full = build_model(compose("spec_roll", NOTES_READING))
+    heard_bands = build_model(compose("spec_roll", NOTES_READING + ["model.args.mel_bands=1"]))
+    bands_only = build_model(compose("spec_roll", TINY + ["model.args.loudness_residual=true", "model.args.mel_bands=1"]))
+    spec = heard_bands.spectrogram(waveform())  # (1, n_mels, T)
+    assert torch.equal(spec, full.spectrogram(waveform()))  # what the reading reads
+    heard = heard_bands.heard(spec)
+    assert torch.allclose(heard, bands_only.spectrogram(waveform()), atol=1e-4)  # what the blocks hear: one band
+    assert torch.allclose(heard, heard[:, :1].expand_as(heard)) and not torch.allclose(spec, spec[:, :1].expand_as(spec))
+    assert torch.equal(full.heard(spec), spec)
+
+
+def test_the_per_note_residual_keeps_the_mean_over_notes_of_the_reading(compose):
+    torch.manual_seed(0)
+    model = build_model(compose("spec_roll", NOTES_READING + ["model.args.residual_centred=true",
+                                                               "model.args.residual_per_note=true"])).eval()
+    for parameter in model.parameters():  # a trained network's stand-in (a fresh one outputs zeros)
+        torch.nn.init.normal_(parameter, std=0.05)
+    frame_roll = score(NOTES)[:, :88].transpose(1, 2)[:, None]  # (1, 1, T, 88)
+    onset_roll = score(NOTES)[:, 88:].transpose(1, 2)[:, None]
+    with torch.no_grad():
+        x0 = model(torch.randn(1, 1, FRAMES, 88), waveform(), frame_roll, torch.tensor([50]), onset_roll=onset_roll)[0]
+    reading = loudness_roll(log_mel(model.mel_power(waveform()))[..., :FRAMES], score(NOTES), "notes",
+                            partials=model.partials)[0].T  # (T, 88)
+    weights = note_weights(note_ids(score(NOTES)[:, :88], score(NOTES)[:, 88:]))[0].T  # (T, 88)
+    notes = weights > 0
+    assert torch.all(reading[notes] > 1 / 128) and torch.all(x0[0, 0][notes] >= 1 / 128)
+    moved = x0[0, 0] - reading
+    assert not torch.allclose(moved[notes], torch.zeros_like(moved[notes]))  # the network moved notes
+    assert (moved * weights).sum().abs() < 1e-5  # and kept their mean over notes
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model.args.loudness_reading=loud"], r"model.args.loudness_reading='loud': must be one of onset, notes"),
-    (["model.args.mel_bands=1"], r"model.args.loudness_reading=notes needs model.args.mel_bands=0"),
+    (["model.args.residual_per_note=true"], r"model.args.residual_per_note=true needs model.args.residual_centred=true"),
 ])
 def test_a_bad_reading_is_refused_naming_the_key(compose, overrides, message):
     with pytest.raises(ValueError, match=message):
