@@ -151,8 +151,9 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
     # ----- conditions -----
 
     def spectrogram(self, waveform):
-        """Log-mel (re-voiced, tilted and equalised in training; pooled into bands if asked), at its absolute
-        level or min-max normalised.  (B, L) -> (B, n_mels, T)."""
+        """Log-mel (re-voiced, tilted and equalised in training; pooled into bands if asked, unless the notes
+        reading needs the full mel: then `heard` pools it), at its absolute level or min-max normalised.
+        (B, L) -> (B, n_mels, T)."""
         power = self.eq(self.tilt(self.brightness(self.mel_power(waveform))))  # (B, n_mels, T)
         spec = log_mel(power if self.reads_full_mel else self.bands(power))
         return fixed_level(spec) if self.absolute_level else self.normalize_spec(spec)
