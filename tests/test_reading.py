@@ -83,20 +83,26 @@ def test_the_centred_correction_has_mean_zero_on_the_notes_and_leaves_other_cell
     assert torch.equal(centred_on_notes(correction, torch.zeros_like(notes)), correction)
 
 
-def test_the_centred_residual_moves_notes_but_not_the_readings_level(compose):
+def _stand_in_x0(compose, overrides, std):
+    """x0 (T, 88) of a residual model with random weights (a trained network's stand-in: a fresh one outputs
+    zeros) on the NOTES score, and the notes reading (T, 88) it corrects."""
     torch.manual_seed(0)
-    model = build_model(compose("spec_roll", NOTES_READING + ["model.args.residual_centred=true"])).eval()
-    for parameter in model.parameters():  # a trained network's stand-in (a fresh one outputs zeros)
-        torch.nn.init.normal_(parameter, std=0.3)
-    frame_roll = score(NOTES)[:, :88].transpose(1, 2)[:, None]  # (1, 1, T, 88)
-    onset_roll = score(NOTES)[:, 88:].transpose(1, 2)[:, None]
+    model = build_model(compose("spec_roll", NOTES_READING + overrides)).eval()
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=std)
+    frame_roll, onset_roll = (score(NOTES)[:, part].transpose(1, 2)[:, None] for part in (slice(0, 88), slice(88, None)))
     with torch.no_grad():
         x0 = model(torch.randn(1, 1, FRAMES, 88), waveform(), frame_roll, torch.tensor([50]), onset_roll=onset_roll)[0]
     reading = loudness_roll(log_mel(model.mel_power(waveform()))[..., :FRAMES], score(NOTES), "notes",
-                            partials=model.partials)[0].T  # (T, 88)
-    notes = frame_roll[0, 0] > 0
-    assert not torch.allclose(x0[0, 0][notes], reading[notes])  # the network moved notes
-    assert (x0[0, 0][notes] - reading[notes]).mean().abs() < 1e-5  # and kept their mean level
+                            partials=model.partials)[0].T
+    return x0[0, 0], reading
+
+
+def test_the_centred_residual_moves_notes_but_not_the_readings_level(compose):
+    x0, reading = _stand_in_x0(compose, ["model.args.residual_centred=true"], std=0.3)
+    notes = score(NOTES)[0, :88].T > 0  # (T, 88)
+    assert not torch.allclose(x0[notes], reading[notes])  # the network moved notes
+    assert (x0[notes] - reading[notes]).mean().abs() < 1e-5  # and kept their mean level
 
 
 def test_note_weights_make_every_note_weigh_one_whatever_its_length():
@@ -132,21 +138,12 @@ def test_the_notes_reading_reads_the_full_mel_while_the_network_hears_the_bands(
 
 
 def test_the_per_note_residual_keeps_the_mean_over_notes_of_the_reading(compose):
-    torch.manual_seed(0)
-    model = build_model(compose("spec_roll", NOTES_READING + ["model.args.residual_centred=true",
-                                                               "model.args.residual_per_note=true"])).eval()
-    for parameter in model.parameters():  # a trained network's stand-in (a fresh one outputs zeros)
-        torch.nn.init.normal_(parameter, std=0.05)
-    frame_roll = score(NOTES)[:, :88].transpose(1, 2)[:, None]  # (1, 1, T, 88)
-    onset_roll = score(NOTES)[:, 88:].transpose(1, 2)[:, None]
-    with torch.no_grad():
-        x0 = model(torch.randn(1, 1, FRAMES, 88), waveform(), frame_roll, torch.tensor([50]), onset_roll=onset_roll)[0]
-    reading = loudness_roll(log_mel(model.mel_power(waveform()))[..., :FRAMES], score(NOTES), "notes",
-                            partials=model.partials)[0].T  # (T, 88)
+    x0, reading = _stand_in_x0(compose, ["model.args.residual_centred=true", "model.args.residual_per_note=true"],
+                               std=0.05)
     weights = note_weights(note_ids(score(NOTES)[:, :88], score(NOTES)[:, 88:]))[0].T  # (T, 88)
     notes = weights > 0
-    assert torch.all(reading[notes] > 1 / 128) and torch.all(x0[0, 0][notes] >= 1 / 128)
-    moved = x0[0, 0] - reading
+    assert torch.all(reading[notes] > 1 / 128) and torch.all(x0[notes] >= 1 / 128)
+    moved = x0 - reading
     assert not torch.allclose(moved[notes], torch.zeros_like(moved[notes]))  # the network moved notes
     assert (moved * weights).sum().abs() < 1e-5  # and kept their mean over notes
 
