@@ -43,7 +43,7 @@ from model.loudness import LoudnessConditioner, centred_on_notes, floored_on_not
 from model.normalization import LOG_MEL_EPSILON, fixed_level, log_mel, log_mel_of_level
 from model.note_pooling import note_ids, pool_notes, rising_edges
 from model.reading import check_reading, key_partials
-from utils.conventions import FRAMES_PER_SECOND, N_KEYS
+from utils.conventions import FRAMES_PER_SECOND, N_KEYS, UNCONDITIONAL_SPEC_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,13 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
 
     def heard(self, spectrogram):
         """What the network's blocks hear: the spectrogram, or its bands when only the notes reading reads
-        the full mel (the bands of the mel power, at the absolute level).  (B, n_mels, T) -> (B, n_mels, T)."""
+        the full mel (the bands of the mel power, at the absolute level; an unconditional item, all
+        UNCONDITIONAL_SPEC_VALUE, stays as it is).  (B, n_mels, T) -> (B, n_mels, T)."""
         if not self.reads_full_mel:
             return spectrogram
         power = (torch.exp(log_mel_of_level(spectrogram)) - LOG_MEL_EPSILON).clamp(min=0.0)
-        return fixed_level(log_mel(self.bands(power)))
+        unconditional = (spectrogram == UNCONDITIONAL_SPEC_VALUE).flatten(1).all(1).view(-1, 1, 1)  # (B, 1, 1)
+        return torch.where(unconditional, spectrogram, fixed_level(log_mel(self.bands(power))))
 
     def score_features(self, frame_roll, onset_roll=None):
         """Frame and onset rolls stacked as channels.  (B, [1,] T, 88) x 2 -> (B, 176, T)."""

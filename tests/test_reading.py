@@ -14,7 +14,7 @@ from model.normalization import log_mel
 from model.note_pooling import note_ids
 from model.reading import LINES, audio_frames, features, key_partials
 from test_loudness import FRAMES, NOTES, TINY, score, waveform
-from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS
+from utils.conventions import FRAMES_PER_SECOND, PAPER_TEST_FPS, UNCONDITIONAL_SPEC_VALUE
 from utils.data.smd import corrected_segments, paper_segments, write_excerpt
 from utils.evaluation.excerpts import estimate_segments
 from utils.training.machinery import build_model
@@ -135,6 +135,9 @@ def test_the_notes_reading_reads_the_full_mel_while_the_network_hears_the_bands(
     assert torch.allclose(heard, bands_only.spectrogram(waveform()), atol=1e-4)  # what the blocks hear: one band
     assert torch.allclose(heard, heard[:, :1].expand_as(heard)) and not torch.allclose(spec, spec[:, :1].expand_as(spec))
     assert torch.equal(full.heard(spec), spec)
+    unconditional = torch.full_like(spec, UNCONDITIONAL_SPEC_VALUE)  # classifier-free guidance's "no audio"
+    both = heard_bands.heard(torch.cat([spec, unconditional]))
+    assert torch.equal(both[1:], unconditional) and torch.allclose(both[:1], heard, atol=1e-6)
 
 
 def test_the_per_note_residual_keeps_the_mean_over_notes_of_the_reading(compose):
