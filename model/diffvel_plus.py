@@ -182,7 +182,8 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
 
     def conditioners(self, spectrogram, score=None):
         """Spectrogram projections plus, per block, the score's (and the loudness conditioner's); with the
-        loudness residual, the loudness roll and the note ids (B, 88, T) follow as one more item (a pair)."""
+        loudness residual, the loudness roll (B, 88, T) and its centring weight (centring_weight) follow as
+        one more item (a pair)."""
         conditioners = super().conditioners(self.heard(spectrogram))
         if self.score_projections is None:
             return conditioners
@@ -196,24 +197,32 @@ class DiffVelPlus(ClassifierFreeDiffRoll):
                              self.partials)  # (B, 88, T)
         if self.loudness is not None:
             conditioners = [c + loud for c, loud in zip(conditioners, self.loudness(roll))]
-        if not self.loudness_residual:
-            return conditioners
-        frame, onset = score[:, :N_KEYS, :frames], score[:, N_KEYS:, :frames]
-        return conditioners + [(roll, note_ids(frame, onset))]
+        return conditioners + [(roll, self.centring_weight(roll, score))] if self.loudness_residual else conditioners
+
+    def centring_weight(self, roll, score):
+        """Each cell's weight in the mean that centres the correction, computed once per segment: 1 per note
+        cell, or 1 / its note's cells with residual_per_note; None without residual_centred.
+        roll (B, 88, T), score (B, 176, >= T) -> (B, 1, T, 88) or None."""
+        if not self.residual_centred:
+            return None
+        if self.residual_per_note:
+            frames = roll.shape[-1]
+            weight = note_weights(note_ids(score[:, :N_KEYS, :frames], score[:, N_KEYS:, :frames]))  # (B, 88, T)
+        else:
+            weight = (roll > 0).float()  # (B, 88, T)
+        return weight.transpose(1, 2).unsqueeze(1)
 
     def denoise(self, x_t, diffusion_step, film_feat, conditioners):
         """The network's x0 (B, 1, T, 88), plus the loudness roll (the last conditioner) with the residual."""
         if not self.loudness_residual:
             return super().denoise(x_t, diffusion_step, film_feat, conditioners)
-        *per_block, (roll, ids) = conditioners
+        *per_block, (roll, weight) = conditioners
         x0 = super().denoise(x_t, diffusion_step, film_feat, per_block).float()  # (B, 1, T, 88)
         reading = roll.float().transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88), float32 also under bf16 autocast
-        if not self.residual_centred:
+        if weight is None:
             return reading + x0
-        if not self.residual_per_note:
-            return reading + centred_on_notes(x0, (reading > 0).float())
-        weight = note_weights(ids).transpose(1, 2).unsqueeze(1)  # (B, 1, T, 88): 1 / cells of the note, 0 outside
-        return floored_on_notes(reading + centred_on_notes(x0, weight), weight > 0)
+        x0 = reading + centred_on_notes(x0, weight)
+        return floored_on_notes(x0, weight > 0) if self.residual_per_note else x0
 
     @contextmanager
     def score_clock(self, score_fps):
