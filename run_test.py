@@ -52,7 +52,7 @@ def load_model(cfg: DictConfig, device: torch.device):
 
     As the published script (load_from_checkpoint), the network and its variant come from the
     checkpoint's own hyperparameters; where `model.name`/`model.args` say otherwise one warning names
-    each difference (checkpoint_config_check=true refuses a different variant or architecture).
+    each difference (checkpoint_config_check=true refuses a different variant or output-changing key).
     """
     model = load_diffvel(cfg.comp_modelckpt, map_location=device, frame_threshold=0.5, sampling=cfg.task.sampling)
     config_args = OmegaConf.to_container(cfg.model.args, resolve=True)

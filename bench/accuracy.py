@@ -103,7 +103,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     parser.add_argument("--blend", type=float, nargs="+", default=[], metavar="W",
                         help="also score each model blended with the loudness regression: per note, W x the "
-                             "model's estimate + (1 - W) x the regression's (W in [0, 1]; README, run B)")
+                             "model's estimate + (1 - W) x the regression's (W in [0, 1]; docs/experiments.md, run B)")
     parser.add_argument("--bias", action="store_true",
                         help="add the mean signed error, the MAE left once each excerpt's mean error is "
                              "removed, and the correlation of estimates and truth")

@@ -12,7 +12,7 @@ tables, at a few bands (with their centre frequencies):
 - brightening of each voice: its shape at the higher velocity minus its shape at the lower one.
 
 Default voices: the training voices of docs/synth.md that this machine has. These figures set the
-range of DiffVel+'s random EQ (`model.args.eq_db`, README "Run E").
+range of DiffVel+'s random EQ (`model.args.eq_db`, docs/experiments.md "Run E").
 """
 
 from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)

@@ -2,7 +2,7 @@
 
 The network reads velocity from how loud and how bright each note sounds, and how much brighter a piano
 gets with velocity differs from piano to piano. A network that has learnt one piano's brightness misreads
-another's (README, "Run N"). Pooling the mel power into `bands` wide bands of consecutive mel bins (each
+another's (docs/experiments.md, "Run N"). Pooling the mel power into `bands` wide bands of consecutive mel bins (each
 bin then holds its band's mean power) keeps the level and the coarse balance and drops the detail that
 carries a particular piano's timbre; `bands: 1` leaves only the level per frame, the loudness regression's
 cue (utils/evaluation/baselines.py). Unlike the augmentations of model/augment.py it acts in training and

@@ -2,7 +2,7 @@
 
 The one-line loudness regression (utils/evaluation/baselines.py) reads each note's velocity from the
 recording's total log-energy over the first ONSET_FRAMES frames from the note's onset, and it reads an
-unfamiliar piano better than a network that has learnt one piano's timbre (README, "Run N"). Run N also
+unfamiliar piano better than a network that has learnt one piano's timbre (docs/experiments.md, "Run N"). Run N also
 showed that the network, given only the level per frame, does not learn that reading itself. This module
 hands it over directly: a roll (B, 88, T) that holds, on every cell of a score note, the note's reading
 (model/reading.py: `onset`, the regression's own, or `notes`, which also reads the note's partials and

@@ -212,3 +212,19 @@ def test_command_line_error_is_one_line_and_exit_status_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: batch_segments=0: must be a positive whole number"]
     assert not (tmp_path / "inference").exists()
+
+
+# ---------------------------------------------------------------- checkpoint_config_check on DiffVel+ options
+
+
+def test_config_check_refuses_an_output_changing_plus_option_and_warns_on_a_training_only_one(
+        config, compose, capsys, tmp_path, caplog):
+    from _estimate_fixtures import TINY_OVERRIDES, tiny_checkpoint
+
+    ckpt = tiny_checkpoint(compose, tmp_path / "plus.ckpt")  # mel_bands=0, eq_db=0
+    plus = [*TINY_OVERRIDES, "checkpoint_config_check=true"]
+    _refused(config(*plus, "model.args.mel_bands=1", ckpt=ckpt), "model.args.mel_bands=0 (config: 1)", capsys, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="utils.training.checkpoint"):
+        run_test.run(config(*plus, "model.args.eq_db=3", ckpt=ckpt))
+    assert any("model.args.eq_db=0.0 (config: 3)" in r.getMessage() for r in caplog.records)
+    assert len(list((tmp_path / "pairs").glob("*_pair_0_*.npy"))) == 1

@@ -8,7 +8,7 @@ onset, and is the better on a piano unlike the training SoundFont. Their errors 
 blend beats the network alone on both kinds of validation recordings. The default weight
 (config/estimate.yaml) is the one with the lowest mean error over the two validation sets val13 (the
 training piano) and valvoices (two voices no training used), chosen before any test set was scored
-(README, "Run B").
+(docs/experiments.md, "Run B").
 """
 from __future__ import annotations
 

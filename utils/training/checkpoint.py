@@ -28,8 +28,16 @@ log = logging.getLogger(__name__)
 # constructor arguments that fix parameter shapes: a config must agree with the checkpoint on these
 ARCHITECTURE_KEYS = ("residual_channels", "residual_layers", "kernel_size", "n_mels", "dilation_base", "dilation_bound")
 
-# what checkpoint_config_check=true refuses to take from the checkpoint when the config says otherwise
-REFUSABLE_KEYS = frozenset({"model.name", *(f"model.args.{key}" for key in ARCHITECTURE_KEYS)})
+# `model.args` keys that only shape training (dropout, loss weights, augmentations of the training crops):
+# every other key, and the variant, changes what a loaded model outputs
+TRAINING_ONLY_KEYS = ("spec_dropout", "note_loss_weight", "tilt_db", "eq_db", "brightness_db", "level_shift_db",
+                      "level_shift_rate")
+
+
+def refusable(key: str) -> bool:
+    """Whether checkpoint_config_check=true refuses to take `key` (model.name or model.args.*) from the
+    checkpoint when the config says otherwise: the variant and every key that changes the model's outputs."""
+    return key == "model.name" or (key.startswith("model.args.") and key.split(".", 2)[2] not in TRAINING_ONLY_KEYS)
 
 
 class CheckpointError(ValueError):
@@ -114,16 +122,17 @@ def _listed(items) -> str:
 def report_config_differences(path, differences: dict, refuse: bool) -> None:
     """One warning naming each differing key and the value used.
 
-    With refuse=True a difference in the variant or in an architecture key (ARCHITECTURE_KEYS) raises
-    a CheckpointError instead; other keys (spec_dropout, ...) change nothing at inference and only warn.
+    With refuse=True a difference in the variant or in any key that changes the outputs (`refusable`)
+    raises a CheckpointError instead; training-only keys (TRAINING_ONLY_KEYS) change nothing at
+    inference and only warn.
     """
-    refused = [(k, v) for k, v in differences.items() if refuse and k in REFUSABLE_KEYS]
+    refused = [(k, v) for k, v in differences.items() if refuse and refusable(k)]
     if refused:
         raise CheckpointError(f"{path}: the checkpoint differs from the config: {_listed(refused)} "
                               f"(set checkpoint_config_check=false to use the checkpoint's values)")
     if differences:
         log.warning("%s: the model is built from the checkpoint's hyperparameters, which differ from the config: "
-                    "%s (checkpoint_config_check=true refuses a different architecture)", path,
+                    "%s (checkpoint_config_check=true refuses a different variant or output-changing key)", path,
                     _listed(differences.items()))
 
 
