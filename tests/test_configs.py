@@ -129,3 +129,12 @@ def test_hannds_experiment_changes_only_the_corpus_and_log_folder(compose):
     level = compose("spec_roll", ["experiment=plus_level", "data_root=data/synth_perf", "log_dir=runs/hannds"])
     assert hannds == level and hannds.data_root != compose("spec_roll", ["experiment=plus_level"]).data_root
     assert hannds.snapshot_every_n_steps == 200 and hannds.model.args.absolute_level is True
+
+
+def test_two_voice_experiment_is_the_heard_recipe_on_its_corpus_at_a_lower_rate(compose):
+    duo = compose("spec_roll", ["experiment=plus_duo"])
+    heard = compose("spec_roll", ["experiment=plus_heard", "data_root=data/synth_duo", "log_dir=runs/duo",
+                                  "learning_rate=3e-5", "trainer.max_time=00:01:00:00"])
+    assert duo == heard and duo.learning_rate < compose("spec_roll", ["experiment=plus_heard"]).learning_rate
+    args = duo.model.args
+    assert (args.loudness_residual, args.loudness_reading, args.mel_bands, args.residual_per_note) == (True, "notes", 1, True)
