@@ -14,6 +14,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from utils.checks import report_error
 from utils.conventions import SEGMENT_FRAMES
 from utils.estimate.blend import Blend, check_weight
 from utils.estimate.errors import EstimateError
@@ -84,8 +85,7 @@ def main(cfg: DictConfig) -> None:
     try:
         estimate(cfg)
     except EstimateError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(report_error(error))
 
 
 if __name__ == "__main__":

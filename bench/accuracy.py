@@ -19,7 +19,6 @@ from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY befor
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -36,6 +35,7 @@ from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dic
 from utils.evaluation.metrics import evaluate  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
 from utils.evaluation.report import bias_split, summary_row  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLING = {"fast": {"type": "ddim_x0", "steps": 10}, "paper": {"type": "cfdg_ddpm_x0", "steps": None}}
@@ -197,8 +197,7 @@ def main(argv=None) -> int:
     try:
         loaded, sets, spec_args, baselines = prepare(args)
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     rows = []
     for label, folder in sets.items():
         for protocol in args.protocols:

@@ -12,7 +12,6 @@ velocity error, recall, wall time per segment, and MAE minus that of the 200-ste
 from bench.measure import emit_table, load_1min  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -27,6 +26,7 @@ from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
 from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
 from utils.evaluation.report import summary_row  # noqa: E402
 from utils.data.smd import list_excerpts  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 
 FAST_KS = (1, 2, 3, 4, 5, 10, 20, 50)
 
@@ -109,8 +109,7 @@ def main(argv=None) -> int:
         model = load_diffvel(args.ckpt, map_location=args.device, frame_threshold=0.5).eval()
         h5_files = list_excerpts(args.h5_root)
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     chosen = ALL_SETTINGS if not args.settings else [s for s in ALL_SETTINGS
                                                      if s is PAPER_SETTING or s.label in args.settings]
     print(f"{args.ckpt}: {len(h5_files)} excerpts, {len(chosen)} settings, protocols {args.protocols}, "

@@ -17,7 +17,6 @@ from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY befor
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import logging  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -28,6 +27,7 @@ from utils import tables  # noqa: E402
 from utils.demo import baseline_rows  # noqa: E402
 from utils.evaluation.protocols import CORRECTED, PROTOCOLS  # noqa: E402
 from utils.evaluation.report import mae_against_gain_plot  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 
 LOUDNESS = "baseline: loudness regression"
 
@@ -89,8 +89,7 @@ def main(argv=None) -> int:
     try:
         loaded, sets, spec_args, baselines = prepare(args)
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     rows = []
     for label, folder in sets.items():
         excerpts = load_set(folder, args.protocol)

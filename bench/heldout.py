@@ -29,6 +29,7 @@ import soundfile
 from tqdm import tqdm
 
 from utils.atomic import atomic_path, atomic_write_bytes
+from utils.checks import report_error
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
 from utils.data.pack_smd import pack_pair
 from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned, sha256_of
@@ -236,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stats = build(args.out, args.soundfont, args.gain_db, args.max_excerpts, args.overwrite)
     except (HeldoutError, RendererUnavailable, ValueError, OSError) as error:
-        log.error("%s", error)
-        return 1
+        return report_error(error)
     print(f"{summary_line(stats)} in {args.out / 'smd_h5'} ({time.monotonic() - began:.0f} s)")
     return 0
 

@@ -14,7 +14,6 @@ from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY befor
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -27,6 +26,7 @@ from utils.evaluation.baselines import fit_baselines  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
 from utils.evaluation.report import mae_against_steps_plot  # noqa: E402
 from utils.training.checkpoint import load_checkpoint  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 
 
 def checkpoint_step(path: Path) -> int:
@@ -85,8 +85,7 @@ def main(argv=None) -> int:
         spec_args = spectrogram_args()
         baselines = fit_baselines(args.baseline_root, spec_args)
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     rows = curve_rows(steps, sets, args.protocol, SAMPLING[args.sampling], baselines, spec_args)
     emit_table(markdown_table(rows), args.out)
     if args.plot:

@@ -11,7 +11,6 @@ reference (DiffVel+ `absolute_level`); the minima show how often a crop reaches 
 from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -25,6 +24,7 @@ from utils.conventions import SEGMENT_FRAMES  # noqa: E402
 from utils.data.audio_io import ensure_resampled  # noqa: E402
 from utils.data.maestro import MaestroLayoutError, find_dataset_dir, read_metadata  # noqa: E402
 from utils.demo import spectrogram_args  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 
 PERCENTILES = (1, 10, 50, 90, 99)
 
@@ -68,8 +68,7 @@ def main(argv=None) -> int:
     try:
         levels = corpus_levels(args.root, args.split, args.pieces)
     except (MaestroLayoutError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     emit_table(markdown_table(levels), args.out)
     return 0
 

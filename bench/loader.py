@@ -12,7 +12,6 @@ compute only. Prints a Markdown table.
 from bench.measure import PeakMemory, compose_config, emit_table, load_1min, load_text  # isort: skip
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -21,6 +20,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from utils.data.datasets import build_dataset  # noqa: E402
 from utils.training.machinery import EpochSampler, build_model, make_loader  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 
 
 def training_config(root: Path, cache_dir: Path | None, batch_size: int):
@@ -100,8 +100,7 @@ def main(argv=None) -> int:
     try:
         dataset = build_dataset(cfg.dataset, "train")
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     print(f"{args.root}: {len(dataset)} training pieces, {torch.get_num_threads()} threads, "
           f"load {load_text()}", flush=True)
     lines = ["| measurement | value | first batch s | peak RSS MB | load 1 min |", "|---|---:|---:|---:|---:|"]

@@ -13,7 +13,6 @@ the row of method=loudness, --blend W the row of method=blend (the configured ru
 from bench.measure import compose_config, emit_table, load_1min  # isort: skip  (sets OMP_WAIT_POLICY before torch)
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -31,6 +30,7 @@ from utils.estimate.pipeline import note_outputs  # noqa: E402
 from utils.estimate.blend import blend_velocities  # noqa: E402
 from utils.estimate.rules import RULES, apply_rule, resolve_rule, to_midi_velocity  # noqa: E402
 from utils.estimate.segments import ScoreNotes, sounding_ends  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 
 
 def excerpt_notes(path: Path) -> tuple[np.ndarray, ScoreNotes, np.ndarray]:
@@ -104,8 +104,7 @@ def main(argv=None) -> int:
         excerpts = {p.stem: excerpt_notes(p) for p in files}
         loudness = load_fit(args.loudness_fit) if args.loudness_fit else None
     except (EstimateError, SMDFileError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     print(f"{args.ckpt}: {len(files)} excerpts on {device}, sampler {dict(cfg.task.sampling)}, load {load_1min():.2f}",
           flush=True)
     outputs, truth, began = [], [], time.perf_counter()

@@ -13,7 +13,6 @@ from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY befor
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -34,6 +33,7 @@ from utils.data.midi_labels import parse_midi  # noqa: E402
 from utils.data.smd import INT16_SCALE, list_excerpts, read_excerpt  # noqa: E402
 from utils.demo import spectrogram_args  # noqa: E402
 from utils.evaluation.report import bias_split, summary_row  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -135,8 +135,7 @@ def main(argv=None) -> int:
         note_features = NoteFeatures(spectrogram_args())
         values, velocities = corpus_notes(args.corpus, "train", note_features)
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     line = fit_line(values, velocities)
     print(json.dumps(line))
     if args.fit_out:

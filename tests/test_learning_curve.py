@@ -32,6 +32,6 @@ def test_rows_per_step_in_order_with_baselines_and_a_plot(compose, corpus, tmp_p
 def test_an_exported_checkpoint_without_a_step_is_refused_in_one_line(compose, corpus, tmp_path, capsys):
     exported = tiny_checkpoint(compose, tmp_path / "exported.ckpt")
     assert learning_curve.main([str(exported), "--sets", f"tiny={corpus / 'smd_h5'}",
-                                "--baseline-root", str(corpus)]) == 1
+                                "--baseline-root", str(corpus)]) == 2
     assert capsys.readouterr().err.strip() == (f"error: {exported}: no global_step (an exported checkpoint?); "
                                                "give the run's Lightning checkpoints")

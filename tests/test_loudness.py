@@ -157,7 +157,7 @@ def test_zero_output_keeps_every_other_weight_and_refuses_a_file_without_that_la
     del state["output_projection.bias"]
     torch.save({"state_dict": state, "hyper_parameters": {}}, source)
     target = tmp_path / "c.ckpt"
-    assert export.main([str(source), str(target), "--zero-output"]) == 1
+    assert export.main([str(source), str(target), "--zero-output"]) == 2
     assert f"{source}: no output_projection.bias to zero (not a DiffVel network)" in capsys.readouterr().err
     assert not target.exists()  # nothing half-written
 

@@ -129,7 +129,7 @@ def test_cli(tmp_path, capsys):
     _write_pair(tmp_path / "src")
     assert main([str(tmp_path / "src"), str(tmp_path / "out")]) == 0
     assert "1 excerpts in" in capsys.readouterr().out
-    assert main([str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 1
+    assert main([str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
     assert "nowhere: source folder not found" in capsys.readouterr().err
     result = subprocess.run([sys.executable, "-m", "utils.data.pack_smd", str(tmp_path / "src"), str(tmp_path / "out2")],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)

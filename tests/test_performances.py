@@ -73,9 +73,9 @@ def test_corpus_mixes_performance_windows_with_real_velocities(tmp_path):
 
 def test_cli_refuses_half_given_performance_options(tmp_path, capsys):
     assert synth_main(["--out", str(tmp_path / "c"), "--tiny", "--renderer", "additive",
-                       "--performance-fraction", "0.5"]) == 1
+                       "--performance-fraction", "0.5"]) == 2
     assert "performances and performance_fraction go together" in capsys.readouterr().err
     assert synth_main(["--out", str(tmp_path / "c"), "--tiny", "--renderer", "additive", "--performances",
-                       str(tmp_path / "none"), "--performance-fraction", "0.5"]) == 1
+                       str(tmp_path / "none"), "--performance-fraction", "0.5"]) == 2
     assert "performances not found" in capsys.readouterr().err
     assert not (tmp_path / "c" / "maestro-v2.0.0").exists()  # refused before any piece is written

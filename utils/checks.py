@@ -105,21 +105,26 @@ def check_output_dirs(pairs: Iterable[tuple[str, str | os.PathLike]]) -> None:
 
 # errors that are the input's fault: shown as one line; anything else keeps its traceback (a bug)
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+INPUT_ERROR_STATUS = 2  # every command's exit status for bad input (argparse's for a bad option, too)
+
+
+def report_error(error: BaseException) -> int:
+    """Print ``error: <message>`` (its first line) to stderr; return INPUT_ERROR_STATUS for ``main`` to return."""
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"error: {message}", file=sys.stderr)
+    return INPUT_ERROR_STATUS
 
 
 def exit_on_error(function: Callable, *args, **kwargs):
-    """Run ``function``; on an input error print ``error: <message>`` (one line) to stderr and exit 2.
-
-    Set DIFFVEL_TRACEBACK=1 to get the full traceback instead.
+    """Run ``function``; on an input error print ``error: <message>`` (one line) to stderr and exit with
+    INPUT_ERROR_STATUS. Set DIFFVEL_TRACEBACK=1 to get the full traceback instead.
     """
     try:
         return function(*args, **kwargs)
     except USER_ERRORS as error:
         if os.environ.get("DIFFVEL_TRACEBACK") == "1":
             raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(report_error(error)) from None
 
 
 def check_inference_options(cfg) -> list:

@@ -31,6 +31,7 @@ from utils.conventions import SAMPLE_RATE
 from utils.checks import check_output_dir
 from utils.data.smd import PAPER_INT16_SCALE, SMDFileError, SMDFileNotFoundError, read_excerpt, write_excerpt
 from utils.data.target_processor import parse_message
+from utils.checks import report_error
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outputs = pack_folder(args.src_dir, args.out_dir, overwrite=args.overwrite, trim_midi=args.trim_midi)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     print(f"{len(outputs)} excerpts in {args.out_dir}")
     return 0
 

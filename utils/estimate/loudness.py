@@ -22,6 +22,7 @@ from utils.atomic import atomic_write_bytes
 from utils.conventions import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
 from utils.estimate.errors import EstimateError
 from utils.evaluation.baselines import FrameLogEnergy, loudness_velocity, onset_features
+from utils.checks import report_error
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FIT = REPO_ROOT / "pretrained" / "loudness_regression.json"
@@ -93,8 +94,7 @@ def main(argv=None) -> int:
     try:
         fit = fit_corpus(args.corpus, args.split, spectrogram_args())
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     save_fit(fit, args.out)
     print(f"{args.out}: velocity = {fit.slope:.3f} x log-energy + {fit.intercept:.2f} ({fit.n_notes} notes)")
     return 0

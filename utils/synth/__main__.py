@@ -8,6 +8,7 @@ import sys
 
 from utils.synth.corpus import OUTPUT_FORMATS, TINY, CorpusConfig, write_corpus
 from utils.synth.render import RENDERERS, RendererUnavailable
+from utils.checks import report_error
 
 # command-line option -> CorpusConfig field
 OPTIONS = {"n_train": int, "n_val": int, "n_test": int, "n_smd": int, "seconds": float, "smd_seconds": float,
@@ -47,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = write_corpus(args.out, config)
     except (ValueError, FileNotFoundError, RendererUnavailable) as error:  # PerformanceError is a ValueError
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     splits = {split: sum(row["split"] == split for row in summary.rows) for split in ("train", "validation", "test")}
     hours = sum(row["duration"] for row in summary.rows) / 3600
     print(f"{summary.dataset_dir}: {splits} ({hours:.2f} h; {summary.rendered} rendered, "

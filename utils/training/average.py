@@ -20,6 +20,7 @@ import torch
 
 from utils.training.checkpoint import CheckpointError, load_checkpoint
 from utils.training.export import slim_copy, summary, write_checkpoint
+from utils.checks import report_error
 
 # hyperparameters that shape only the training loop: sources may differ in them
 TRAINING_ONLY = frozenset({"lr", "spec_dropout", "note_loss_weight", "tilt_db", "eq_db", "brightness_db", "level_shift_db",
@@ -90,8 +91,7 @@ def main(argv=None) -> int:
     try:
         slim = average(args.sources, args.destination)
     except (FileNotFoundError, CheckpointError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     print(f"{summary(args.destination, slim)}, the mean of {len(args.sources)} checkpoints")
     return 0
 

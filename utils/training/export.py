@@ -20,6 +20,7 @@ import torch
 
 from utils.atomic import atomic_write_bytes
 from utils.training.checkpoint import CheckpointError, load_checkpoint
+from utils.checks import report_error
 
 OUTPUT_PROJECTION = ("output_projection.weight", "output_projection.bias")  # the network's last layer
 KEPT = ("state_dict", "hyper_parameters", "global_step", "epoch", "pytorch-lightning_version", "averaged_from")
@@ -76,8 +77,7 @@ def main(argv=None) -> int:
     try:
         slim = export(args.source, args.destination, zero=args.zero_output)
     except (FileNotFoundError, CheckpointError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     print(summary(args.destination, slim))
     return 0
 
