@@ -27,6 +27,7 @@ import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
 from utils import tables  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
 from utils.data.smd import list_excerpts  # noqa: E402
 from utils.demo import PAPER_MODEL, baseline_rows, spectrogram_args  # noqa: E402
@@ -35,7 +36,6 @@ from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dic
 from utils.evaluation.metrics import evaluate  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
 from utils.evaluation.report import bias_split, summary_row  # noqa: E402
-from utils.checks import report_error  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLING = {"fast": {"type": "ddim_x0", "steps": 10}, "paper": {"type": "cfdg_ddpm_x0", "steps": None}}

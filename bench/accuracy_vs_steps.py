@@ -21,12 +21,12 @@ import torch  # noqa: E402
 from model.diffvel import load_diffvel  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
 from utils import tables  # noqa: E402
+from utils.checks import report_error  # noqa: E402
+from utils.data.smd import list_excerpts  # noqa: E402
+from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
 from utils.evaluation.metrics import evaluate  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
-from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
 from utils.evaluation.report import summary_row  # noqa: E402
-from utils.data.smd import list_excerpts  # noqa: E402
-from utils.checks import report_error  # noqa: E402
 
 FAST_KS = (1, 2, 3, 4, 5, 10, 20, 50)
 

@@ -24,10 +24,10 @@ import torch  # noqa: E402
 
 from bench.accuracy import REPO, SAMPLING, load_set, model_notes, prepare  # noqa: E402
 from utils import tables  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 from utils.demo import baseline_rows  # noqa: E402
 from utils.evaluation.protocols import CORRECTED, PROTOCOLS  # noqa: E402
 from utils.evaluation.report import mae_against_gain_plot  # noqa: E402
-from utils.checks import report_error  # noqa: E402
 
 LOUDNESS = "baseline: loudness regression"
 

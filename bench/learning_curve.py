@@ -21,12 +21,12 @@ import torch  # noqa: E402
 from bench.accuracy import DEFAULT_SETS, SAMPLING, load_set, model_notes, notes_summary, resolve_sets  # noqa: E402
 from model.diffvel import load_diffvel  # noqa: E402
 from utils import tables  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 from utils.demo import baseline_rows, spectrogram_args  # noqa: E402
 from utils.evaluation.baselines import fit_baselines  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
 from utils.evaluation.report import mae_against_steps_plot  # noqa: E402
 from utils.training.checkpoint import load_checkpoint  # noqa: E402
-from utils.checks import report_error  # noqa: E402
 
 
 def checkpoint_step(path: Path) -> int:

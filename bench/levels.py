@@ -20,11 +20,11 @@ import torchaudio  # noqa: E402
 
 from model.normalization import log_mel  # noqa: E402
 from utils import tables  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 from utils.conventions import SEGMENT_FRAMES  # noqa: E402
 from utils.data.audio_io import ensure_resampled  # noqa: E402
 from utils.data.maestro import MaestroLayoutError, find_dataset_dir, read_metadata  # noqa: E402
 from utils.demo import spectrogram_args  # noqa: E402
-from utils.checks import report_error  # noqa: E402
 
 PERCENTILES = (1, 10, 50, 90, 99)
 

@@ -18,9 +18,9 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from utils.checks import report_error  # noqa: E402
 from utils.data.datasets import build_dataset  # noqa: E402
 from utils.training.machinery import EpochSampler, build_model, make_loader  # noqa: E402
-from utils.checks import report_error  # noqa: E402
 
 
 def training_config(root: Path, cache_dir: Path | None, batch_size: int):

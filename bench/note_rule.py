@@ -20,17 +20,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from utils import tables  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE  # noqa: E402
 from utils.data.corrected_labels import parse_notes, parse_pedals  # noqa: E402
 from utils.data.smd import INT16_SCALE, SMDFileError, list_excerpts, read_excerpt  # noqa: E402
+from utils.estimate.blend import blend_velocities  # noqa: E402
 from utils.estimate.errors import EstimateError  # noqa: E402
 from utils.estimate.loudness import load_fit  # noqa: E402
 from utils.estimate.model_io import load_model, pick_device  # noqa: E402
 from utils.estimate.pipeline import note_outputs  # noqa: E402
-from utils.estimate.blend import blend_velocities  # noqa: E402
 from utils.estimate.rules import RULES, apply_rule, resolve_rule, to_midi_velocity  # noqa: E402
 from utils.estimate.segments import ScoreNotes, sounding_ends  # noqa: E402
-from utils.checks import report_error  # noqa: E402
 
 
 def excerpt_notes(path: Path) -> tuple[np.ndarray, ScoreNotes, np.ndarray]:

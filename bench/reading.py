@@ -25,6 +25,7 @@ from bench.accuracy import resolve_sets  # noqa: E402
 from model.reading import FEATURES, READINGS, features, key_partials, velocity  # noqa: E402
 from utils import tables  # noqa: E402
 from utils.atomic import atomic_write_bytes  # noqa: E402
+from utils.checks import report_error  # noqa: E402
 from utils.conventions import FRAMES_PER_SECOND, MAX_MIDI, MIN_MIDI, N_KEYS, SAMPLE_RATE  # noqa: E402
 from utils.data.audio_io import ensure_resampled  # noqa: E402
 from utils.data.corrected_labels import parse_notes  # noqa: E402
@@ -33,7 +34,6 @@ from utils.data.midi_labels import parse_midi  # noqa: E402
 from utils.data.smd import INT16_SCALE, list_excerpts, read_excerpt  # noqa: E402
 from utils.demo import spectrogram_args  # noqa: E402
 from utils.evaluation.report import bias_split, summary_row  # noqa: E402
-from utils.checks import report_error  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

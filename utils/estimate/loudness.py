@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from utils.atomic import atomic_write_bytes
+from utils.checks import report_error
 from utils.conventions import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
 from utils.estimate.errors import EstimateError
 from utils.evaluation.baselines import FrameLogEnergy, loudness_velocity, onset_features
-from utils.checks import report_error
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FIT = REPO_ROOT / "pretrained" / "loudness_regression.json"

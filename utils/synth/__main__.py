@@ -6,9 +6,9 @@ import dataclasses
 import logging
 import sys
 
+from utils.checks import report_error
 from utils.synth.corpus import OUTPUT_FORMATS, TINY, CorpusConfig, write_corpus
 from utils.synth.render import RENDERERS, RendererUnavailable
-from utils.checks import report_error
 
 # command-line option -> CorpusConfig field
 OPTIONS = {"n_train": int, "n_val": int, "n_test": int, "n_smd": int, "seconds": float, "smd_seconds": float,

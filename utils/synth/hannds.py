@@ -19,8 +19,8 @@ import tarfile
 from pathlib import Path
 
 from utils.atomic import atomic_write_bytes
-from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned
 from utils.checks import report_error
+from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned
 
 log = logging.getLogger(__name__)
 

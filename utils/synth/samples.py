@@ -22,9 +22,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from utils.checks import report_error
 from utils.data.download import ArchiveError, ChecksumError, DownloadError, download_file
 from utils.synth.sampler import NOTE_FILE, SAMPLE_SUFFIXES
-from utils.checks import report_error
 
 log = logging.getLogger(__name__)
 

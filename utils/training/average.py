@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from utils.checks import report_error
 from utils.training.checkpoint import CheckpointError, load_checkpoint
 from utils.training.export import slim_copy, summary, write_checkpoint
-from utils.checks import report_error
 
 # hyperparameters that shape only the training loop: sources may differ in them
 TRAINING_ONLY = frozenset({"lr", "spec_dropout", "note_loss_weight", "tilt_db", "eq_db", "brightness_db", "level_shift_db",

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from utils.atomic import atomic_write_bytes
-from utils.training.checkpoint import CheckpointError, load_checkpoint
 from utils.checks import report_error
+from utils.training.checkpoint import CheckpointError, load_checkpoint
 
 OUTPUT_PROJECTION = ("output_projection.weight", "output_projection.bias")  # the network's last layer
 KEPT = ("state_dict", "hyper_parameters", "global_step", "epoch", "pytorch-lightning_version", "averaged_from")
