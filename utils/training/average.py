@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from utils.checks import report_error
-from utils.training.checkpoint import CheckpointError, load_checkpoint
+from utils.training.checkpoint import TRAINING_ONLY_KEYS, CheckpointError, load_checkpoint
 from utils.training.export import slim_copy, summary, write_checkpoint
 
-# hyperparameters that shape only the training loop: sources may differ in them
-TRAINING_ONLY = frozenset({"lr", "spec_dropout", "note_loss_weight", "tilt_db", "eq_db", "brightness_db", "level_shift_db",
-                           "level_shift_rate", "inpainting_t", "inpainting_f", "debug"})
+# hyperparameters that shape only the training loop: sources may differ in them (the model's training-only
+# arguments and the task's)
+TRAINING_ONLY = frozenset({*TRAINING_ONLY_KEYS, "lr", "inpainting_t", "inpainting_f", "debug"})
 
 
 def check_compatible(path: Path, checkpoint: dict, first: dict) -> None:

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 ARCHITECTURE_KEYS = ("residual_channels", "residual_layers", "kernel_size", "n_mels", "dilation_base", "dilation_bound")
 
 # `model.args` keys that only shape training (dropout, loss weights, augmentations of the training crops):
-# every other key, and the variant, changes what a loaded model outputs
+# every other key, and the variant, changes what a loaded model outputs (utils.training.average adds the
+# task's training-only hyperparameters)
 TRAINING_ONLY_KEYS = ("spec_dropout", "note_loss_weight", "tilt_db", "eq_db", "brightness_db", "level_shift_db",
                       "level_shift_rate")
 
