@@ -4,7 +4,7 @@
     python estimate_velocity.py audio_dir=recordings midi_dir=scores out_dir=estimated
 
 Options: config/estimate.yaml; documentation: docs/estimate.md. Bad input ends with one line
-`error: <file>: <problem>` on stderr and exit status 1.
+`error: <file>: <problem>` on stderr and exit status 2.
 """
 import logging
 import sys
@@ -16,26 +16,34 @@ from omegaconf import DictConfig
 
 from utils.checks import report_error
 from utils.conventions import SEGMENT_FRAMES
-from utils.estimate.blend import Blend, check_weight
+from utils.estimate.blend import PRESETS, Blend, check_level, check_weight
 from utils.estimate.errors import EstimateError
 from utils.estimate.files import jobs_from_config
 from utils.estimate.loudness import load_fit
-from utils.estimate.model_io import load_model, pick_device
+from utils.estimate.model_io import DEFAULT_SHIPPED, load_model, pick_device
 from utils.estimate.outputs import FileResult, file_line, summary_line
 from utils.estimate.pipeline import run_pair
 from utils.estimate.rules import resolve_rule
 
 log = logging.getLogger("estimate_velocity")
-METHODS = ("diffvel", "loudness", "blend")
+METHODS = ("diffvel", "loudness", *PRESETS)
+
+
+def blend_options(cfg: DictConfig) -> tuple[float, str]:
+    """(weight, level) of a blend method: blend_weight and blend_level, or the method's preset where null."""
+    preset = PRESETS.get(cfg.method, PRESETS["blend"])
+    weight = preset.weight if cfg.blend_weight is None else cfg.blend_weight
+    level = preset.level if cfg.blend_level is None else cfg.blend_level
+    return check_weight(weight), check_level(level)
 
 
 def _check_options(cfg: DictConfig) -> None:
     if cfg.method not in METHODS:
         raise EstimateError(f"estimate_velocity: method={cfg.method} must be one of {', '.join(METHODS)}")
     if cfg.method == "loudness" and cfg.ckpt is not None:
-        raise EstimateError(f"estimate_velocity: ckpt={cfg.ckpt} is for method=diffvel or blend; method=loudness "
-                            "reads loudness_fit")
-    check_weight(cfg.blend_weight)
+        raise EstimateError(f"estimate_velocity: ckpt={cfg.ckpt} is for method=diffvel, blend or unheard; "
+                            "method=loudness reads loudness_fit")
+    blend_options(cfg)
     if not 1 <= int(cfg.hop_frames) <= SEGMENT_FRAMES:
         raise EstimateError(f"estimate_velocity: hop_frames={cfg.hop_frames} must be in 1..{SEGMENT_FRAMES}")
     try:
@@ -45,12 +53,14 @@ def _check_options(cfg: DictConfig) -> None:
 
 
 def load_estimator(cfg: DictConfig):
-    """The network (method=diffvel), the loudness fit (loudness) or both with their weight (blend)."""
+    """The network (method=diffvel), the loudness fit (loudness) or both with their weight and level
+    (blend, unheard: each with its own shipped checkpoint when ckpt is null)."""
     if cfg.method == "loudness":
         return load_fit(cfg.loudness_fit)
-    network = load_model(cfg.ckpt, pick_device(str(cfg.device)))
-    if cfg.method == "blend":
-        return Blend(network, load_fit(cfg.loudness_fit), check_weight(cfg.blend_weight))
+    shipped = PRESETS[cfg.method].checkpoint if cfg.method in PRESETS else DEFAULT_SHIPPED
+    network = load_model(cfg.ckpt, pick_device(str(cfg.device)), shipped)
+    if cfg.method in PRESETS:
+        return Blend(network, load_fit(cfg.loudness_fit), *blend_options(cfg))
     return network
 
 

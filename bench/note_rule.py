@@ -1,13 +1,15 @@
 """Which note rule turns the model's output over a note into the best velocity (utils/estimate/rules.py).
 
-    python -m bench.note_rule --ckpt CKPT --h5-root demo_out/data/smd_h5 [--loudness-fit FIT [--blend W]] [--out rules.md]
+    python -m bench.note_rule --ckpt CKPT --h5-root demo_out/data/smd_h5 [--loudness-fit FIT [--blend W
+        [--blend-level own|regression]]] [--out rules.md]
 
 Runs estimate_velocity.py's own path (utils.estimate: overlapping segments, each note judged where
 its onset is farthest from the segment edges, score rolls as in training, config/estimate.yaml's
 sampler and seed) on every SMD-style .h5 excerpt under --h5-root, keeps the model output over every
 note once, and applies each rule of RULES to it. Prints one Markdown row per rule: notes, MAE and
 STD of |estimate - true velocity| in MIDI units, and the MAE minus the best rule's. --loudness-fit adds
-the row of method=loudness, --blend W the row of method=blend (the configured rule, weight W).
+the row of method=loudness, --blend W the row of method=blend (the configured rule, weight W; with
+--blend-level regression each excerpt at the regression's mean: method=unheard with W = 0.8).
 """
 
 from bench.measure import compose_config, emit_table, load_1min  # isort: skip  (sets OMP_WAIT_POLICY before torch)
@@ -24,7 +26,7 @@ from utils.checks import report_error  # noqa: E402
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE  # noqa: E402
 from utils.data.corrected_labels import parse_notes, parse_pedals  # noqa: E402
 from utils.data.smd import INT16_SCALE, SMDFileError, list_excerpts, read_excerpt  # noqa: E402
-from utils.estimate.blend import blend_velocities  # noqa: E402
+from utils.estimate.blend import LEVELS, OWN_LEVEL, REGRESSION_LEVEL, blend_velocities  # noqa: E402
 from utils.estimate.errors import EstimateError  # noqa: E402
 from utils.estimate.loudness import load_fit  # noqa: E402
 from utils.estimate.model_io import load_model, pick_device  # noqa: E402
@@ -62,10 +64,16 @@ def loudness_velocities(fit, excerpts: dict) -> np.ndarray:
     return np.concatenate([fit.velocities(waveform, notes.onset) for waveform, notes, _ in excerpts.values()])
 
 
-def blend_row(outputs: list[np.ndarray], loudness: np.ndarray, truth: np.ndarray, weight: float, rule: str) -> dict:
-    """The row of method=blend on the same notes: the network under `rule`, blended with `loudness`."""
+def blend_row(outputs: list[np.ndarray], loudness: np.ndarray, truth: np.ndarray, weight: float, rule: str,
+              level: str = OWN_LEVEL, sizes=None) -> dict:
+    """The row of method=blend on the same notes: the network under `rule`, blended with `loudness`, each
+    excerpt (`sizes`: its number of notes; default one excerpt) at its own or the regression's level."""
     network = np.array([to_midi_velocity(apply_rule(rule, values)) for values in outputs], dtype=np.int64)
-    return error_row(f"method=blend (w = {weight:g}, {rule})", blend_velocities(network, loudness, weight), truth)
+    bounds = np.cumsum([0, *(sizes if sizes is not None else [len(truth)])])
+    blended = np.concatenate([blend_velocities(network[a:b], loudness[a:b], weight, level)
+                              for a, b in zip(bounds[:-1], bounds[1:])])
+    title = f"method=blend (w = {weight:g}, {rule}{', regression level' if level == REGRESSION_LEVEL else ''})"
+    return error_row(title, blended, truth)
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -85,6 +93,8 @@ def parse_args(argv=None):
                                                          "this fit (e.g. pretrained/loudness_regression.json)")
     parser.add_argument("--blend", type=float, metavar="W", help="also score method=blend with this weight "
                                                                  "(needs --loudness-fit)")
+    parser.add_argument("--blend-level", choices=LEVELS, default=OWN_LEVEL,
+                        help="regression: each excerpt's blend at the regression's mean (method=unheard's level)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
     args = parser.parse_args(argv)
@@ -118,7 +128,8 @@ def main(argv=None) -> int:
         by_fit = loudness_velocities(loudness, excerpts)
         rows.append(error_row("method=loudness", by_fit, truth))
     if args.blend is not None:
-        rows.append(blend_row(outputs, by_fit, truth, args.blend, resolve_rule(cfg.note_rule)))
+        sizes = [len(velocities) for _, _, velocities in excerpts.values()]
+        rows.append(blend_row(outputs, by_fit, truth, args.blend, resolve_rule(cfg.note_rule), args.blend_level, sizes))
     emit_table(markdown_table(rows), args.out)
     return 0
 

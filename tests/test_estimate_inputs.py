@@ -91,8 +91,10 @@ def test_checkpoints_that_do_not_fit(estimate_with, inputs, tmp_path, monkeypatc
     expect_error(estimate_with, "22050 Hz", other_rate, ckpt=other_rate)
     from utils.estimate import model_io
 
-    monkeypatch.setattr(model_io, "DEFAULT_CHECKPOINT", tmp_path / "pretrained" / "diffvel_plus.ckpt")
-    expect_error(estimate_with, "shipped checkpoint is missing", model_io.DEFAULT_CHECKPOINT, ckpt=None)
+    monkeypatch.setattr(model_io, "PRETRAINED", tmp_path / "pretrained")
+    expect_error(estimate_with, "shipped checkpoint is missing", tmp_path / "pretrained" / "diffvel_plus.ckpt", ckpt=None)
+    expect_error(estimate_with, "shipped checkpoint is missing", tmp_path / "pretrained" / "diffvel_plus_unheard.ckpt",
+                 ckpt=None, method="unheard")
     assert not (tmp_path / "out.mid").exists()
 
 

@@ -14,7 +14,8 @@ from utils.estimate.errors import EstimateError
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO_ROOT / "pretrained" / "diffvel_plus.ckpt"
+PRETRAINED = REPO_ROOT / "pretrained"
+DEFAULT_SHIPPED = "diffvel_plus.ckpt"  # method=diffvel's (each blend method names its own: blend.PRESETS)
 
 
 def pick_device(device: str) -> torch.device:
@@ -26,12 +27,13 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def checkpoint_path(ckpt) -> Path:
-    """The checkpoint to load: `ckpt`, or the shipped DEFAULT_CHECKPOINT when None."""
+def checkpoint_path(ckpt, shipped: str = DEFAULT_SHIPPED) -> Path:
+    """The checkpoint to load: `ckpt`, or the file `shipped` in PRETRAINED when None."""
     if ckpt is None:
-        if not DEFAULT_CHECKPOINT.is_file():
-            raise EstimateError(f"{DEFAULT_CHECKPOINT}: the shipped checkpoint is missing; pass ckpt=PATH")
-        return DEFAULT_CHECKPOINT
+        default = PRETRAINED / shipped
+        if not default.is_file():
+            raise EstimateError(f"{default}: the shipped checkpoint is missing; pass ckpt=PATH")
+        return default
     return Path(str(ckpt))
 
 
@@ -46,9 +48,10 @@ def _check_fit(path: Path, model) -> None:
                     "loudest note of each 20.48 s segment, not absolute MIDI velocities", path, type(model).__name__)
 
 
-def load_model(ckpt, device: torch.device):
-    """The checkpoint's network in eval mode on `device`; EstimateError when missing or unfit."""
-    path = checkpoint_path(ckpt)
+def load_model(ckpt, device: torch.device, shipped: str = DEFAULT_SHIPPED):
+    """The checkpoint's network (`ckpt`, or the shipped file `shipped` when None) in eval mode on `device`;
+    EstimateError when missing or unfit."""
+    path = checkpoint_path(ckpt, shipped)
     try:
         model = load_diffvel(path, map_location=device)
     except FileNotFoundError:

@@ -96,12 +96,13 @@ def note_outputs(model, waveform: np.ndarray, notes: ScoreNotes, judged: np.ndar
 
 def estimate_notes(model, waveform: np.ndarray, notes: ScoreNotes, judged: np.ndarray, cfg, desc: str) -> np.ndarray:
     """(J,) MIDI velocities of the notes `judged`: the network's under cfg.note_rule, the loudness
-    regression's (method=loudness), or the blend of the two (method=blend)."""
+    regression's (method=loudness), or the blend of the two (method=blend, unheard)."""
     if isinstance(model, LoudnessRegression):
         return model.velocities(waveform, notes.onset[judged])
     if isinstance(model, Blend):
         network = estimate_notes(model.network, waveform, notes, judged, cfg, desc)
-        return blend_velocities(network, model.loudness.velocities(waveform, notes.onset[judged]), model.weight)
+        loudness = model.loudness.velocities(waveform, notes.onset[judged])
+        return blend_velocities(network, loudness, model.weight, model.level)
     outputs = note_outputs(model, waveform, notes, judged, cfg, desc)
     return np.array([to_midi_velocity(apply_rule(cfg.note_rule, values)) for values in outputs], dtype=np.int64)
 

@@ -1,0 +1,50 @@
+"""utils/evaluation/paired.py and bench.accuracy --versus-regression: is an MAE really below another's?"""
+import numpy as np
+import pytest
+from _estimate_fixtures import tiny_checkpoint
+
+from bench import accuracy
+from utils.evaluation.paired import paired_excerpt_bootstrap
+
+
+def test_a_uniformly_better_estimator_has_an_interval_below_zero():
+    rng = np.random.default_rng(1)
+    b = [rng.uniform(5, 15, size=50) for _ in range(8)]
+    a = [errors - 2.0 for errors in b]  # 2 lower on every note
+    result = paired_excerpt_bootstrap(a, b)
+    assert result["difference"] == pytest.approx(-2.0)
+    assert result["low"] == pytest.approx(-2.0) and result["high"] == pytest.approx(-2.0)
+    assert (result["better"], result["excerpts"]) == (8, 8)
+
+
+def test_one_lucky_excerpt_does_not_make_the_interval_exclude_zero():
+    b = [np.full(100, 10.0) for _ in range(10)]
+    a = [np.full(100, 10.0) for _ in range(9)] + [np.full(100, 5.0)]  # better on one recording only
+    result = paired_excerpt_bootstrap(a, b)
+    assert result["difference"] == pytest.approx(-0.5)
+    assert result["high"] == pytest.approx(0.0) and result["low"] < -0.5
+    assert result["better"] == 1
+
+
+def test_notes_are_weighted_equally_and_empty_excerpts_are_skipped():
+    result = paired_excerpt_bootstrap([[1.0, 1.0, 1.0], [], [4.0]], [[2.0, 2.0, 2.0], [], [0.0]])
+    assert result["difference"] == pytest.approx((3 + 4 - 6 - 0) / 4)
+    assert result["excerpts"] == 2 and result["better"] == 1
+
+
+def test_estimators_on_different_notes_are_refused():
+    with pytest.raises(ValueError, match="same notes"):
+        paired_excerpt_bootstrap([[1.0, 2.0]], [[1.0]])
+
+
+def test_bench_versus_column_is_zero_for_the_regression_and_matches_the_mae_gap(compose, corpus, tmp_path):
+    model = tiny_checkpoint(compose, tmp_path / "plus.ckpt")
+    table = tmp_path / "accuracy.md"
+    assert accuracy.main(["--model", f"tiny={model}", "--sets", f"tiny={corpus / 'smd_h5'}", "--baseline-root",
+                          str(corpus), "--protocols", "corrected", "--versus-regression", "--out", str(table)]) == 0
+    lines = table.read_text().splitlines()
+    assert lines[0].split("|")[-2].strip() == accuracy.VERSUS_HEADER
+    rows = {r[2]: r for r in ([c.strip() for c in line.split("|")[1:-1]] for line in lines[2:])}
+    assert rows["baseline: loudness regression"][7].startswith("+0.00 [+0.00, +0.00] 0/")
+    gap = float(rows["tiny"][4]) - float(rows["baseline: loudness regression"][4])
+    assert float(rows["tiny"][7].split()[0]) == pytest.approx(gap, abs=0.011)
