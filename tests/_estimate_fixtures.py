@@ -121,3 +121,27 @@ def shared_inputs(tmp_path_factory, compose) -> dict[str, Path]:
         _INPUTS[root] = write_inputs(root, seconds=12.0)
         _INPUTS[root]["ckpt"] = tiny_checkpoint(compose, root / "tiny.ckpt")
     return dict(_INPUTS[root])
+
+
+def estimated_velocities(compose, inputs: dict, out: Path, *overrides) -> np.ndarray:
+    """estimate_velocity.py's new velocities of the estimated notes of `inputs` (the tiny checkpoint unless
+    overridden), writing `out`."""
+    from estimate_velocity import estimate
+
+    cfg = compose("estimate", [f"audio={inputs['mono']}", f"midi={inputs['midi']}", f"out={out}",
+                               f"ckpt={inputs['ckpt']}", "progress=false", "csv=false", *overrides])
+    (result,) = estimate(cfg)
+    return np.array([r.new_velocity for r in result.estimated])
+
+
+def accuracy_table(compose, corpus: Path, tmp_path: Path, *flags) -> tuple[str, dict]:
+    """bench.accuracy with the tiny checkpoint on the corpus's smd_h5, corrected protocol: (header line,
+    {method: row cells})."""
+    from bench import accuracy
+
+    model = tiny_checkpoint(compose, tmp_path / "plus.ckpt")
+    table = tmp_path / "accuracy.md"
+    assert accuracy.main(["--model", f"tiny={model}", "--sets", f"tiny={corpus / 'smd_h5'}", "--baseline-root",
+                          str(corpus), "--protocols", "corrected", *flags, "--out", str(table)]) == 0
+    lines = table.read_text().splitlines()
+    return lines[0], {r[2]: r for r in ([c.strip() for c in line.split("|")[1:-1]] for line in lines[2:])}

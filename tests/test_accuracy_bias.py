@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from _estimate_fixtures import tiny_checkpoint
+from _estimate_fixtures import accuracy_table
 from bench import accuracy
 from utils.evaluation.report import bias_split
 
@@ -38,14 +38,10 @@ def test_the_correlation_is_over_all_notes_and_undefined_for_a_constant_guess():
 
 
 def test_bias_columns_are_added_for_every_row(compose, corpus, tmp_path):
-    model = tiny_checkpoint(compose, tmp_path / "plus.ckpt")
-    table = tmp_path / "accuracy.md"
-    assert accuracy.main(["--model", f"tiny={model}", "--sets", f"tiny={corpus / 'smd_h5'}", "--baseline-root",
-                          str(corpus), "--protocols", "corrected", "--bias", "--out", str(table)]) == 0
-    lines = table.read_text().splitlines()
-    assert lines[0].rstrip(" |").endswith("mean error | MAE, excerpt bias removed | correlation")
-    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[2:]]
-    assert [r[2] for r in rows] == ["tiny", "baseline: training mean", "baseline: loudness regression"]
+    header, table = accuracy_table(compose, corpus, tmp_path, "--bias")
+    assert header.rstrip(" |").endswith("mean error | MAE, excerpt bias removed | correlation")
+    assert list(table) == ["tiny", "baseline: training mean", "baseline: loudness regression"]
+    rows = list(table.values())
     for row in rows:
         assert row[7][0] in "+-" and np.isfinite(float(row[7])) and float(row[8]) >= 0
     assert rows[1][7] != rows[2][7]  # each baseline's own estimates, not one shared column

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from _estimate_fixtures import tiny_checkpoint
+from _estimate_fixtures import accuracy_table
 from bench import accuracy
 
 
@@ -21,17 +21,8 @@ def test_a_weight_outside_0_to_1_is_refused_in_one_line(weights, capsys):
     assert "every weight must be in [0, 1]" in capsys.readouterr().err.splitlines()[-1]
 
 
-def rows_of(table):
-    return {r[2]: r for r in ([c.strip() for c in line.split("|")[1:-1]] for line in table.read_text().splitlines()[2:])}
-
-
 def test_blend_rows_lie_between_the_model_and_the_regression_at_the_ends(compose, corpus, tmp_path):
-    model = tiny_checkpoint(compose, tmp_path / "plus.ckpt")
-    table = tmp_path / "accuracy.md"
-    assert accuracy.main(["--model", f"tiny={model}", "--sets", f"tiny={corpus / 'smd_h5'}", "--baseline-root",
-                          str(corpus), "--protocols", "corrected", "--blend", "1", "0", "0.5",
-                          "--out", str(table)]) == 0
-    rows = rows_of(table)
+    _, rows = accuracy_table(compose, corpus, tmp_path, "--blend", "1", "0", "0.5")
     assert list(rows)[3:] == [f"tiny + loudness regression (w = {w})" for w in ("1", "0", "0.5")]
     mae = {name: float(row[4]) for name, row in rows.items()}
     assert mae["tiny + loudness regression (w = 1)"] == pytest.approx(mae["tiny"], abs=0.006)

@@ -2,7 +2,7 @@
 with the loudness regression's, and bench.note_rule --blend."""
 import numpy as np
 import pytest
-from _estimate_fixtures import shared_inputs
+from _estimate_fixtures import estimated_velocities as run, shared_inputs
 
 from bench import note_rule
 from utils.estimate.blend import blend_velocities, check_weight
@@ -26,15 +26,6 @@ def test_the_blend_rounds_the_weighted_mean_and_stays_a_midi_velocity():
 def test_a_weight_outside_0_to_1_is_refused(weight, match):
     with pytest.raises(EstimateError, match=match):
         check_weight(weight)
-
-
-def run(compose, inputs, out, *overrides):
-    from estimate_velocity import estimate
-
-    cfg = compose("estimate", [f"audio={inputs['mono']}", f"midi={inputs['midi']}", f"out={out}",
-                               f"ckpt={inputs['ckpt']}", "progress=false", "csv=false", *overrides])
-    (result,) = estimate(cfg)
-    return np.array([r.new_velocity for r in result.estimated])
 
 
 def test_method_blend_mixes_the_two_methods_note_by_note(compose, inputs, tmp_path):

@@ -2,7 +2,7 @@
 each recording shifted to the loudness regression's mean, in estimate_velocity.py and bench.accuracy --blend-level."""
 import numpy as np
 import pytest
-from _estimate_fixtures import shared_inputs, tiny_checkpoint
+from _estimate_fixtures import accuracy_table, estimated_velocities as run, shared_inputs
 
 from bench import accuracy
 from estimate_velocity import blend_options
@@ -45,15 +45,6 @@ def test_the_shipped_unheard_network_is_run_zd_at_step_1400():
     assert (args["mel_bands"], args["loudness_reading"], args["residual_per_note"]) == (1, "notes", True)
 
 
-def run(compose, inputs, out, *overrides):
-    from estimate_velocity import estimate
-
-    cfg = compose("estimate", [f"audio={inputs['mono']}", f"midi={inputs['midi']}", f"out={out}",
-                               f"ckpt={inputs['ckpt']}", "progress=false", "csv=false", *overrides])
-    (result,) = estimate(cfg)
-    return np.array([r.new_velocity for r in result.estimated])
-
-
 def test_method_unheard_is_the_blend_at_the_regressions_level(compose, inputs, tmp_path):
     network = run(compose, inputs, tmp_path / "net.mid", "method=diffvel")
     loudness = run(compose, inputs, tmp_path / "loud.mid", "method=loudness", "ckpt=null")
@@ -78,12 +69,7 @@ def test_bench_blend_level_shifts_each_excerpt_to_the_regressions_mean():
 
 
 def test_bench_regression_level_rows_carry_the_regressions_mean_error(compose, corpus, tmp_path):
-    model = tiny_checkpoint(compose, tmp_path / "plus.ckpt")
-    table = tmp_path / "accuracy.md"
-    assert accuracy.main(["--model", f"tiny={model}", "--sets", f"tiny={corpus / 'smd_h5'}", "--baseline-root",
-                          str(corpus), "--protocols", "corrected", "--blend", "0.8", "--blend-level", "regression",
-                          "--bias", "--out", str(table)]) == 0
-    rows = {r[2]: r for r in ([c.strip() for c in line.split("|")[1:-1]] for line in table.read_text().splitlines()[2:])}
+    _, rows = accuracy_table(compose, corpus, tmp_path, "--blend", "0.8", "--blend-level", "regression", "--bias")
     blend = rows["tiny + loudness regression (w = 0.8, regression's level)"]
     assert blend[7] == rows["baseline: loudness regression"][7]  # same mean signed error, excerpt by excerpt
     assert blend[7] != rows["tiny"][7]

@@ -1,7 +1,7 @@
 """utils/evaluation/paired.py and bench.accuracy --versus-regression: is an MAE really below another's?"""
 import numpy as np
 import pytest
-from _estimate_fixtures import tiny_checkpoint
+from _estimate_fixtures import accuracy_table
 
 from bench import accuracy
 from utils.evaluation.paired import paired_excerpt_bootstrap
@@ -38,13 +38,8 @@ def test_estimators_on_different_notes_are_refused():
 
 
 def test_bench_versus_column_is_zero_for_the_regression_and_matches_the_mae_gap(compose, corpus, tmp_path):
-    model = tiny_checkpoint(compose, tmp_path / "plus.ckpt")
-    table = tmp_path / "accuracy.md"
-    assert accuracy.main(["--model", f"tiny={model}", "--sets", f"tiny={corpus / 'smd_h5'}", "--baseline-root",
-                          str(corpus), "--protocols", "corrected", "--versus-regression", "--out", str(table)]) == 0
-    lines = table.read_text().splitlines()
-    assert lines[0].split("|")[-2].strip() == accuracy.VERSUS_HEADER
-    rows = {r[2]: r for r in ([c.strip() for c in line.split("|")[1:-1]] for line in lines[2:])}
+    header, rows = accuracy_table(compose, corpus, tmp_path, "--versus-regression")
+    assert header.split("|")[-2].strip() == accuracy.VERSUS_HEADER
     assert rows["baseline: loudness regression"][7].startswith("+0.00 [+0.00, +0.00] 0/")
     gap = float(rows["tiny"][4]) - float(rows["baseline: loudness regression"][4])
     assert float(rows["tiny"][7].split()[0]) == pytest.approx(gap, abs=0.011)
