@@ -1,8 +1,8 @@
 """Note-velocity accuracy of every model and baseline on the same notes: the demo's synthetic test set
 and the held-out real-performance set.
 
-    python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--bias] [--versus-regression]
-        [--blend W ...] [--blend-level own|regression] [--out FILE]
+    python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--bias] [--versus-regression
+        [--bootstrap-unit excerpt|piece]] [--blend W ...] [--blend-level own|regression] [--out FILE]
 
 Models default to the two shipped DiffVel+ networks (pretrained/diffvel_plus.ckpt and
 diffvel_plus_unheard.ckpt) and, when present, the demo's paper model. A shipped network (by default or
@@ -21,7 +21,8 @@ estimate + (1 - W) x the loudness regression's; --blend-level regression then sh
 regression's mean (the model sets how notes differ, the regression how loud the recording is).
 --versus-regression adds each row's MAE minus the loudness regression's on the same notes, with the 95 %
 interval of a paired bootstrap that resamples whole excerpts (utils/evaluation/paired.py), and the number
-of excerpts on which the row's MAE is lower.
+of excerpts on which the row's MAE is lower; --bootstrap-unit piece resamples the excerpts of one performance
+(bench.heldout's <piece>_<NN>) together.
 """
 
 from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
@@ -35,6 +36,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from model.diffvel import load_diffvel  # noqa: E402
+from bench.heldout import piece_of  # noqa: E402
 from utils import tables  # noqa: E402
 from utils.checks import report_error  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
@@ -91,8 +93,9 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def _versus_cell(result: dict) -> str:
+    pieces = f" ({result['groups']} pieces)" if result["groups"] != result["excerpts"] else ""
     return (f"{result['difference']:+.2f} [{result['low']:+.2f}, {result['high']:+.2f}] "
-            f"{result['better']}/{result['excerpts']}")
+            f"{result['better']}/{result['excerpts']}{pieces}")
 
 
 def _correlation_cell(value: float) -> str:
@@ -123,10 +126,11 @@ def diagnostics(args, notes: dict, estimates=None) -> dict:
     return extra
 
 
-def add_versus(rows: list[dict], reference: dict) -> None:
-    """Each row's paired excerpt bootstrap against `reference` (the loudness regression's row)."""
+def add_versus(rows: list[dict], reference: dict, groups=None) -> None:
+    """Each row's paired bootstrap against `reference` (the loudness regression's row), resampling
+    excerpts or, with `groups` (a label per excerpt), whole groups."""
     for row in rows:
-        row["versus"] = paired_excerpt_bootstrap(row.pop("errors"), reference["errors"])
+        row["versus"] = paired_excerpt_bootstrap(row.pop("errors"), reference["errors"], groups)
 
 
 def parse_args(argv=None):
@@ -150,6 +154,9 @@ def parse_args(argv=None):
     parser.add_argument("--versus-regression", action="store_true",
                         help="add each row's MAE minus the loudness regression's on the same notes, with a 95%% "
                              "interval from a paired bootstrap over excerpts, and the excerpts where it is lower")
+    parser.add_argument("--bootstrap-unit", choices=("excerpt", "piece"), default="excerpt",
+                        help="--versus-regression resamples excerpts, or whole pieces (bench.heldout's <piece>_<NN> "
+                             "excerpts of one performance together)")
     parser.add_argument("--bias", action="store_true",
                         help="add the mean signed error, the MAE left once each excerpt's mean error is "
                              "removed, and the correlation of estimates and truth")
@@ -250,7 +257,7 @@ def set_rows(args, loaded: dict, baselines, spec_args: dict, label: str, folder:
         rows.append({**summary_row(protocol, title, truth, blended, [True] * len(truth)),
                      "set": label, **diagnostics(args, scored[name], blended)})
     if args.versus_regression:
-        add_versus(rows, dict(regression))
+        add_versus(rows, dict(regression), [piece_of(name) for name in notes] if args.bootstrap_unit == "piece" else None)
     return rows
 
 

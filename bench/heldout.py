@@ -81,6 +81,17 @@ class Excerpt:
     midi: pretty_midi.PrettyMIDI
 
 
+def excerpt_name(piece: str, index: int) -> str:
+    """The stem of a piece's index-th excerpt (.mid and .h5): <piece>_<NN>."""
+    return f"{piece}_{index:02d}"
+
+
+def piece_of(name: str) -> str:
+    """The piece of an excerpt stem (excerpt_name's inverse); a stem without a _NN suffix is its own piece."""
+    stem, _, index = name.rpartition("_")
+    return stem if stem and len(index) == 2 and index.isdigit() else name
+
+
 def fetch_sdist(cache: Path) -> Path:
     """The pinned MidiTok sdist in ``cache`` (utils.data.sdist), as a HeldoutError when it fails."""
     try:
@@ -156,7 +167,7 @@ def split_piece(piece: str, midi: pretty_midi.PrettyMIDI, max_excerpts: int = 0)
         if len(cuts) > 2 and span < MIN_SPAN_SECONDS:
             log.info("%s: last %.1f s dropped (shorter than %.0f s)", piece, span, MIN_SPAN_SECONDS)
             continue
-        excerpts.append(Excerpt(f"{piece}_{index:02d}", piece, start, part))
+        excerpts.append(Excerpt(excerpt_name(piece, index), piece, start, part))
     return excerpts[:max_excerpts] if max_excerpts > 0 else excerpts
 
 

@@ -43,3 +43,19 @@ def test_bench_versus_column_is_zero_for_the_regression_and_matches_the_mae_gap(
     assert rows["baseline: loudness regression"][7].startswith("+0.00 [+0.00, +0.00] 0/")
     gap = float(rows["tiny"][4]) - float(rows["baseline: loudness regression"][4])
     assert float(rows["tiny"][7].split()[0]) == pytest.approx(gap, abs=0.011)
+
+
+def test_grouped_excerpts_are_resampled_together():
+    b = [np.full(10, 10.0) for _ in range(4)]
+    a = [np.full(10, 9.0), np.full(10, 9.0), np.full(10, 11.0), np.full(10, 11.0)]  # piece p better, piece q worse
+    by_piece = paired_excerpt_bootstrap(a, b, groups=["p", "p", "q", "q"])
+    assert by_piece["groups"] == 2 and by_piece["excerpts"] == 4 and by_piece["difference"] == pytest.approx(0.0)
+    # two pieces per draw: both p (-1), one of each (0) or both q (+1), each at least 1 in 4 of the draws
+    assert by_piece["low"] == pytest.approx(-1.0) and by_piece["high"] == pytest.approx(1.0)
+
+
+def test_piece_of_inverts_the_heldout_excerpt_names():
+    from bench.heldout import excerpt_name, piece_of
+
+    assert piece_of(excerpt_name("Maestro_10", 3)) == "Maestro_10"
+    assert piece_of("Synthetic_Study-00_s0_SMD") == "Synthetic_Study-00_s0_SMD"  # not a held-out excerpt
