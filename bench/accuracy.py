@@ -35,14 +35,14 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from model.diffvel import load_diffvel  # noqa: E402
 from bench.heldout import piece_of  # noqa: E402
+from model.diffvel import load_diffvel  # noqa: E402
 from utils import tables  # noqa: E402
 from utils.checks import report_error  # noqa: E402
 from utils.conventions import PAPER_TEST_FPS  # noqa: E402
 from utils.data.smd import list_excerpts  # noqa: E402
-from utils.estimate.blend import LEVELS, OWN_LEVEL, PRESETS, REGRESSION_LEVEL, at_level  # noqa: E402
 from utils.demo import PAPER_MODEL, baseline_rows, spectrogram_args  # noqa: E402
+from utils.estimate.blend import LEVELS, OWN_LEVEL, PRESETS, REGRESSION_LEVEL, at_level  # noqa: E402
 from utils.evaluation.baselines import fit_baselines  # noqa: E402
 from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
 from utils.evaluation.metrics import evaluate  # noqa: E402
