@@ -2,7 +2,7 @@
 and the held-out real-performance set.
 
     python -m bench.accuracy [--model NAME=CKPT ...] [--sets demo heldout] [--bias] [--versus-regression
-        [--bootstrap-unit excerpt|piece]] [--blend W ...] [--blend-level own|regression] [--out FILE]
+        [--bootstrap-unit excerpt|piece] [--plot PNG]] [--blend W ...] [--blend-level own|regression] [--out FILE]
 
 Models default to the two shipped DiffVel+ networks (pretrained/diffvel_plus.ckpt and
 diffvel_plus_unheard.ckpt) and, when present, the demo's paper model. A shipped network (by default or
@@ -22,7 +22,7 @@ regression's mean (the model sets how notes differ, the regression how loud the 
 --versus-regression adds each row's MAE minus the loudness regression's on the same notes, with the 95 %
 interval of a paired bootstrap that resamples whole excerpts (utils/evaluation/paired.py), and the number
 of excerpts on which the row's MAE is lower; --bootstrap-unit piece resamples the excerpts of one performance
-(bench.heldout's <piece>_<NN>) together.
+(bench.heldout's <piece>_<NN>) together, and --plot PNG draws those intervals.
 """
 
 from bench.measure import emit_table  # isort: skip  (sets OMP_WAIT_POLICY before torch is imported)
@@ -48,7 +48,7 @@ from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dic
 from utils.evaluation.metrics import evaluate  # noqa: E402
 from utils.evaluation.paired import paired_excerpt_bootstrap  # noqa: E402
 from utils.evaluation.protocols import PROTOCOLS  # noqa: E402
-from utils.evaluation.report import bias_split, summary_row  # noqa: E402
+from utils.evaluation.report import bias_split, summary_row, versus_plot  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLING = {"fast": {"type": "ddim_x0", "steps": 10}, "paper": {"type": "cfdg_ddpm_x0", "steps": None}}
@@ -154,6 +154,8 @@ def parse_args(argv=None):
     parser.add_argument("--versus-regression", action="store_true",
                         help="add each row's MAE minus the loudness regression's on the same notes, with a 95%% "
                              "interval from a paired bootstrap over excerpts, and the excerpts where it is lower")
+    parser.add_argument("--plot", type=Path, metavar="PNG",
+                        help="with --versus-regression: each row's difference and interval as a PNG")
     parser.add_argument("--bootstrap-unit", choices=("excerpt", "piece"), default="excerpt",
                         help="--versus-regression resamples excerpts, or whole pieces (bench.heldout's <piece>_<NN> "
                              "excerpts of one performance together)")
@@ -161,6 +163,8 @@ def parse_args(argv=None):
                         help="add the mean signed error, the MAE left once each excerpt's mean error is "
                              "removed, and the correlation of estimates and truth")
     args = parser.parse_args(argv)
+    if args.plot and not args.versus_regression:
+        parser.error("--plot draws the --versus-regression intervals: give --versus-regression too")
     if any(not 0.0 <= w <= 1.0 for w in args.blend):
         parser.error(f"--blend {' '.join(f'{w:g}' for w in args.blend)}: every weight must be in [0, 1]")
     return args
@@ -274,6 +278,8 @@ def main(argv=None) -> int:
         for protocol in args.protocols:
             rows += set_rows(args, loaded, baselines, spec_args, label, folder, protocol)
     emit_table(markdown_table(rows), args.out)
+    if args.plot:
+        versus_plot(rows, args.plot)
     return 0
 
 

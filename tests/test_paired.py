@@ -59,3 +59,23 @@ def test_piece_of_inverts_the_heldout_excerpt_names():
 
     assert piece_of(excerpt_name("Maestro_10", 3)) == "Maestro_10"
     assert piece_of("Synthetic_Study-00_s0_SMD") == "Synthetic_Study-00_s0_SMD"  # not a held-out excerpt
+
+
+def test_plot_needs_the_intervals(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        accuracy.parse_args(["--plot", "v.png"])
+    assert exit_info.value.code == 2 and "give --versus-regression too" in capsys.readouterr().err
+
+
+def test_versus_plot_draws_every_row_but_the_reference(tmp_path):
+    from PIL import Image
+
+    from utils.evaluation.report import versus_plot
+
+    def row(method, low, high):
+        return {"set": "s", "protocol": "paper", "method": method,
+                "versus": {"difference": (low + high) / 2, "low": low, "high": high}}
+
+    short = versus_plot([row("a", -1.0, -0.5), row("regression", 0.0, 0.0)], tmp_path / "one.png")
+    tall = versus_plot([row("a", -1.0, -0.5), row("b", -0.2, 0.3), row("c", 0.5, 1.0)], tmp_path / "three.png")
+    assert Image.open(short).height < Image.open(tall).height  # one interval drawn, then three

@@ -223,3 +223,26 @@ def mae_against_gain_plot(rows: list[dict], path, title: str = "Velocity MAE aga
     axes.set_ylabel("MAE (MIDI velocity)")
     axes.legend(fontsize=7)
     return _save_figure(figure, path)
+
+
+def versus_plot(rows: list[dict], path, title: str = "MAE minus the loudness regression's (95 % paired bootstrap)") -> Path:
+    """One interval per row with a "versus" result (utils.evaluation.paired), grouped by set and protocol;
+    the reference itself (difference 0 on every draw) is left out. Left of the line: better than it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [row for row in rows if row["versus"]["low"] != row["versus"]["high"]]
+    figure, axes = plt.subplots(figsize=(9, 0.6 + 0.32 * len(shown)))
+    for y, row in enumerate(shown):
+        result = row["versus"]
+        axes.errorbar(result["difference"], y, xerr=[[result["difference"] - result["low"]],
+                                                      [result["high"] - result["difference"]]],
+                      fmt="o", color="C0" if result["high"] < 0 else "C3" if result["low"] > 0 else "C7", capsize=3)
+    axes.axvline(0.0, color="black", linewidth=1)
+    axes.set_yticks(range(len(shown)), [f"{r['set']}, {r['protocol']}: {r['method']}" for r in shown], fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xlabel("MAE - loudness regression's MAE (MIDI velocity)")
+    axes.set_title(title, fontsize=9)
+    return _save_figure(figure, path)
