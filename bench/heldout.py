@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave out the first N excerpts of each piece (1: the excerpts --max-excerpts 1 did not build)")
     parser.add_argument("--overwrite", action="store_true", help="re-render existing .h5 files")
     args = parser.parse_args(argv)
+    for flag, value in (("--max-excerpts", args.max_excerpts), ("--skip-excerpts", args.skip_excerpts)):
+        if value < 0:
+            parser.error(f"{flag} {value}: must be 0 or more")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     began = time.monotonic()
     try:

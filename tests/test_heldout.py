@@ -122,3 +122,11 @@ def test_failed_download_names_the_package(tmp_path, monkeypatch):
     monkeypatch.setattr(sdist.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(heldout.HeldoutError, match="cannot download the miditok==3.1.0 sdist"):
         heldout.fetch_sdist(tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["--max-excerpts", "--skip-excerpts"])
+def test_a_negative_excerpt_count_is_refused_before_anything_is_built(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        heldout.main(["--out", str(tmp_path / "h"), flag, "-1"])
+    assert exit_info.value.code == 2 and f"{flag} -1: must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()
