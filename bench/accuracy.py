@@ -43,6 +43,7 @@ from utils.conventions import PAPER_TEST_FPS  # noqa: E402
 from utils.data.smd import list_excerpts  # noqa: E402
 from utils.demo import PAPER_MODEL, baseline_rows, spectrogram_args  # noqa: E402
 from utils.estimate.blend import LEVELS, OWN_LEVEL, PRESETS, REGRESSION_LEVEL, at_level  # noqa: E402
+from utils.estimate.model_io import PRETRAINED as SHIPPED_DIR  # noqa: E402
 from utils.evaluation.baselines import fit_baselines  # noqa: E402
 from utils.evaluation.excerpts import estimate_segments, load_segments, pair_dicts  # noqa: E402
 from utils.evaluation.metrics import evaluate  # noqa: E402
@@ -53,8 +54,8 @@ from utils.evaluation.report import bias_split, summary_row, versus_plot  # noqa
 REPO = Path(__file__).resolve().parent.parent
 SAMPLING = {"fast": {"type": "ddim_x0", "steps": 10}, "paper": {"type": "cfdg_ddpm_x0", "steps": None}}
 DEFAULT_SETS = {"demo": REPO / "demo_out" / "data" / "smd_h5", "heldout": REPO / "data" / "heldout" / "smd_h5"}
-PRETRAINED = REPO / "pretrained" / PRESETS["blend"].checkpoint
-PRETRAINED_UNHEARD = REPO / "pretrained" / PRESETS["unheard"].checkpoint
+PRETRAINED = SHIPPED_DIR / PRESETS["blend"].checkpoint
+PRETRAINED_UNHEARD = SHIPPED_DIR / PRESETS["unheard"].checkpoint
 VERSUS_HEADER = "MAE - regression's [95% CI, paired bootstrap], excerpts better"
 LEVEL_TITLES = {OWN_LEVEL: "", REGRESSION_LEVEL: ", regression's level"}
 DEMO_PAPER_MODELS = f"demo_out/runs/{PAPER_MODEL.tag}/*/version_*/checkpoints/last.ckpt"
@@ -126,11 +127,11 @@ def diagnostics(args, notes: dict, estimates=None) -> dict:
     return extra
 
 
-def add_versus(rows: list[dict], reference: dict, groups=None) -> None:
-    """Each row's paired bootstrap against `reference` (the loudness regression's row), resampling
-    excerpts or, with `groups` (a label per excerpt), whole groups."""
+def add_versus(rows: list[dict], reference_errors: list, groups=None) -> None:
+    """Each row's paired bootstrap against `reference_errors` (the loudness regression's, per excerpt),
+    resampling excerpts or, with `groups` (a label per excerpt), whole groups."""
     for row in rows:
-        row["versus"] = paired_excerpt_bootstrap(row.pop("errors"), reference["errors"], groups)
+        row["versus"] = paired_excerpt_bootstrap(row.pop("errors"), reference_errors, groups)
 
 
 def parse_args(argv=None):
@@ -208,37 +209,36 @@ def notes_summary(protocol: str, method: str, notes: dict) -> dict:
 
 def shipped_methods(models: dict) -> dict:
     """{model name: estimate_velocity method} of the models that are a blend method's shipped checkpoint."""
-    shipped = {(REPO / "pretrained" / preset.checkpoint).resolve(): method for method, preset in PRESETS.items()}
+    shipped = {(SHIPPED_DIR / preset.checkpoint).resolve(): method for method, preset in PRESETS.items()}
     return {name: shipped[path.resolve()] for name, path in models.items() if path.resolve() in shipped}
 
 
 def prepare(args):
-    """(loaded models {name: model}, sets {name: folder}, spectrogram args, fitted baselines) for
-    --model/--sets/--baseline-root; FileNotFoundError/ValueError with one line. Sets args.methods
-    (shipped_methods)."""
+    """(loaded models {name: model}, sets {name: folder}, spectrogram args, fitted baselines, the models'
+    estimate_velocity methods (shipped_methods)) for --model/--sets/--baseline-root; FileNotFoundError/
+    ValueError with one line."""
     models, sets = resolve(args)
-    args.methods = shipped_methods(models)
     spec_args = spectrogram_args()
     baselines = fit_baselines(args.baseline_root, spec_args)
     loaded = {name: load_diffvel(path, frame_threshold=0.5).eval() for name, path in models.items()}
-    return loaded, sets, spec_args, baselines
+    return loaded, sets, spec_args, baselines, shipped_methods(models)
 
 
 def blend_estimates(notes: dict, loudness, weight: float, level: str = OWN_LEVEL) -> np.ndarray:
     """Per note, weight x the model's estimate + (1 - weight) x the loudness regression's (flat, in the notes'
     order); with level=regression each excerpt's blend is then shifted to the regression's mean (at_level)."""
     model = np.array([n["estimate"] for excerpt in notes.values() for n in excerpt], dtype=float)
-    loudness = np.asarray(loudness, dtype=float)
-    blended = weight * model + (1.0 - weight) * loudness
+    blended = weight * model + (1.0 - weight) * np.asarray(loudness, dtype=float)
     if level == OWN_LEVEL:
         return blended
-    bounds = np.cumsum([0] + [len(excerpt) for excerpt in notes.values()])
-    return np.concatenate([at_level(blended[a:b], loudness[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+    parts = zip(excerpt_split(notes, blended)[1], excerpt_split(notes, loudness)[1])
+    return np.concatenate([at_level(part, reference) for part, reference in parts])
 
 
-def set_rows(args, loaded: dict, baselines, spec_args: dict, label: str, folder: Path, protocol: str) -> list[dict]:
+def set_rows(args, loaded: dict, baselines, spec_args: dict, label: str, folder: Path, protocol: str,
+             methods: dict) -> list[dict]:
     """The rows of one set and protocol: every model, the baselines, each model's --blend rows, then the
-    estimate_velocity method of each shipped model (method=blend, method=unheard: their presets)."""
+    estimate_velocity method of each shipped model (`methods`: method=blend, method=unheard, their presets)."""
     excerpts = load_set(folder, protocol)
     rows, scored = [], {}
     for name, model in loaded.items():
@@ -250,10 +250,10 @@ def set_rows(args, loaded: dict, baselines, spec_args: dict, label: str, folder:
     summary, loudness = baseline_rows(baselines, excerpts, list(notes.items()), protocol, spec_args)
     guesses = (baselines.predict_mean(summary[0]["notes"]), loudness)  # the rows' order
     rows += [{**row, "set": label, **diagnostics(args, notes, guess)} for row, guess in zip(summary, guesses)]
-    regression = rows[-1]
+    regression_errors = rows[-1].get("errors")
     blends = [(name, weight, args.blend_level, "") for weight in args.blend for name in scored]
     blends += [(name, PRESETS[method].weight, PRESETS[method].level, f"method={method}: ")
-               for name, method in getattr(args, "methods", {}).items()]
+               for name, method in methods.items()]
     for name, weight, level, prefix in blends:
         blended = blend_estimates(scored[name], loudness, weight, level)
         truth = [n["velocity"] for excerpt in scored[name].values() for n in excerpt]
@@ -261,7 +261,8 @@ def set_rows(args, loaded: dict, baselines, spec_args: dict, label: str, folder:
         rows.append({**summary_row(protocol, title, truth, blended, [True] * len(truth)),
                      "set": label, **diagnostics(args, scored[name], blended)})
     if args.versus_regression:
-        add_versus(rows, dict(regression), [piece_of(name) for name in notes] if args.bootstrap_unit == "piece" else None)
+        groups = [piece_of(name) for name in notes] if args.bootstrap_unit == "piece" else None
+        add_versus(rows, regression_errors, groups)
     return rows
 
 
@@ -270,13 +271,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     try:
-        loaded, sets, spec_args, baselines = prepare(args)
+        loaded, sets, spec_args, baselines, methods = prepare(args)
     except (FileNotFoundError, ValueError) as error:
         return report_error(error)
     rows = []
     for label, folder in sets.items():
         for protocol in args.protocols:
-            rows += set_rows(args, loaded, baselines, spec_args, label, folder, protocol)
+            rows += set_rows(args, loaded, baselines, spec_args, label, folder, protocol, methods)
     emit_table(markdown_table(rows), args.out)
     if args.plot:
         versus_plot(rows, args.plot)

@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     try:
-        loaded, sets, spec_args, baselines = prepare(args)
+        loaded, sets, spec_args, baselines, _ = prepare(args)
     except (FileNotFoundError, ValueError) as error:
         return report_error(error)
     rows = []

@@ -27,8 +27,7 @@ import soundfile
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from utils.checks import check_output_dir
-from utils.checks import report_error
+from utils.checks import check_output_dir, report_error
 from utils.conventions import SAMPLE_RATE
 from utils.data.smd import PAPER_INT16_SCALE, SMDFileError, SMDFileNotFoundError, read_excerpt, write_excerpt
 from utils.data.target_processor import parse_message

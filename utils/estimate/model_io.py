@@ -9,13 +9,14 @@ import torch
 from model.diffvel import load_diffvel
 from utils.training.checkpoint import CheckpointError
 from utils.conventions import HOP_LENGTH, SAMPLE_RATE
+from utils.estimate.blend import PRESETS
 from utils.estimate.errors import EstimateError
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED = REPO_ROOT / "pretrained"
-DEFAULT_SHIPPED = "diffvel_plus.ckpt"  # method=diffvel's (each blend method names its own: blend.PRESETS)
+DEFAULT_SHIPPED = PRESETS["blend"].checkpoint  # method=diffvel's: the shipped DiffVel+ (blend.PRESETS names each method's)
 
 
 def pick_device(device: str) -> torch.device:

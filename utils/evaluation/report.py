@@ -118,14 +118,14 @@ def _save_figure(figure, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _new_axes(title: str):
+def _new_axes(title: str, figsize=(6, 4)):
     """A fresh Agg figure and axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure, axes = plt.subplots(figsize=figsize)
     axes.set_title(title)
     return figure, axes
 
@@ -228,13 +228,8 @@ def mae_against_gain_plot(rows: list[dict], path, title: str = "Velocity MAE aga
 def versus_plot(rows: list[dict], path, title: str = "MAE minus the loudness regression's (95 % paired bootstrap)") -> Path:
     """One interval per row with a "versus" result (utils.evaluation.paired), grouped by set and protocol;
     the reference itself (difference 0 on every draw) is left out. Left of the line: better than it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     shown = [row for row in rows if row["versus"]["low"] != row["versus"]["high"]]
-    figure, axes = plt.subplots(figsize=(9, 0.6 + 0.32 * len(shown)))
+    figure, axes = _new_axes(title, figsize=(9, 0.6 + 0.32 * len(shown)))
     for y, row in enumerate(shown):
         result = row["versus"]
         axes.errorbar(result["difference"], y, xerr=[[result["difference"] - result["low"]],
@@ -244,5 +239,5 @@ def versus_plot(rows: list[dict], path, title: str = "MAE minus the loudness reg
     axes.set_yticks(range(len(shown)), [f"{r['set']}, {r['protocol']}: {r['method']}" for r in shown], fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel("MAE - loudness regression's MAE (MIDI velocity)")
-    axes.set_title(title, fontsize=9)
+    axes.title.set_fontsize(9)
     return _save_figure(figure, path)
