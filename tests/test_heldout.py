@@ -4,6 +4,7 @@ from itertools import pairwise
 import numpy as np
 import pretty_midi
 import pytest
+import soundfile
 
 from bench import heldout
 from bench.heldout import Excerpt, cut_points, excerpt_midi, note_free_times, piano_only, split_piece
@@ -11,6 +12,7 @@ from utils.conventions import SAMPLE_RATE
 from utils.data import sdist
 from utils.data.smd import read_excerpt
 from utils.synth.render import AdditiveRenderer, FluidSynthRenderer, RendererUnavailable
+from utils.synth.sampler import SAMPLER_GAIN, SampleSetRenderer
 from utils.data.corrected_labels import parse_notes
 
 
@@ -130,3 +132,28 @@ def test_a_negative_excerpt_count_is_refused_before_anything_is_built(flag, tmp_
         heldout.main(["--out", str(tmp_path / "h"), flag, "-1"])
     assert exit_info.value.code == 2 and f"{flag} -1: must be 0 or more" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()
+
+
+def _sample_folder(folder):
+    folder.mkdir()
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    for layer, amplitude in ((1, 0.05), (2, 0.2)):
+        soundfile.write(folder / f"C4v{layer}.wav", amplitude * np.sin(2 * np.pi * 261.6 * t), SAMPLE_RATE)
+    return folder
+
+
+def test_a_sample_folder_renders_with_the_sampler_at_its_gain_and_is_named_in_the_sources(tmp_path):
+    folder = _sample_folder(tmp_path / "salamander")
+    renderer = heldout.voice_renderer(folder, -3.0)
+    assert isinstance(renderer, SampleSetRenderer) and renderer.gain == pytest.approx(SAMPLER_GAIN * 10 ** (-3 / 20))
+    stats = {"pieces": 1, "excerpts": 1, "notes": 4, "vel_min": 1, "vel_max": 9, "vel_mean": 5.0, "vel_std": 1.0,
+             "seconds": 60.0}
+    text = heldout.sources_markdown(tmp_path / "x.tar.gz", folder, -3.0, stats)
+    digest = heldout.voice_sha256(folder)
+    assert f"Sample folder: `{folder}` (sha256 `{digest}`), the sampler" in text and "SAMPLER_GAIN 0.25 -3.0 dB" in text
+    soundfile.write(folder / "C4v2.wav", np.zeros(100), SAMPLE_RATE)
+    assert heldout.voice_sha256(folder) != digest  # the digest follows the recordings
+    path = heldout.write_excerpt_h5(Excerpt("Maestro_1_00", "Maestro_1", 0.0, piano_only(_midi(_instrument(
+        [(0.1, 0.6, 60, 100)])))), heldout.voice_renderer(_sample_folder(tmp_path / "s2"), 0.0),
+        tmp_path / "midi", tmp_path / "smd_h5")
+    assert np.abs(read_excerpt(path).waveform).max() > 100  # audible audio
