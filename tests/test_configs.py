@@ -138,3 +138,10 @@ def test_two_voice_experiment_is_the_heard_recipe_on_its_corpus_at_a_lower_rate(
     assert duo == heard and duo.learning_rate < compose("spec_roll", ["experiment=plus_heard"]).learning_rate
     args = duo.model.args
     assert (args.loudness_residual, args.loudness_reading, args.mel_bands, args.residual_per_note) == (True, "notes", 1, True)
+
+
+def test_three_voice_experiment_is_the_two_voice_recipe_on_its_corpus_for_35_minutes(compose):
+    trio = compose("spec_roll", ["experiment=plus_trio"])
+    duo = compose("spec_roll", ["experiment=plus_duo", "data_root=data/synth_trio", "log_dir=runs/trio",
+                                "trainer.max_time=00:00:35:00"])
+    assert trio == duo and trio.data_root != compose("spec_roll", ["experiment=plus_duo"]).data_root
