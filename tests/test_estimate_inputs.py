@@ -92,9 +92,10 @@ def test_checkpoints_that_do_not_fit(estimate_with, inputs, tmp_path, monkeypatc
     from utils.estimate import model_io
 
     monkeypatch.setattr(model_io, "PRETRAINED", tmp_path / "pretrained")
-    expect_error(estimate_with, "shipped checkpoint is missing", tmp_path / "pretrained" / "diffvel_plus.ckpt", ckpt=None)
+    expect_error(estimate_with, "shipped checkpoint is missing", tmp_path / "pretrained" / "diffvel_plus.ckpt",
+                 ckpt=None, method="blend")
     expect_error(estimate_with, "shipped checkpoint is missing", tmp_path / "pretrained" / "diffvel_plus_unheard.ckpt",
-                 ckpt=None, method="unheard")
+                 ckpt=None)  # the default method=unheard
     assert not (tmp_path / "out.mid").exists()
 
 

@@ -32,8 +32,8 @@ def test_the_regression_level_moves_the_whole_recording_then_rounds_and_clips():
 
 def test_each_blend_method_has_its_preset_and_explicit_keys_override_it(compose):
     base = ["audio=a.wav", "midi=a.mid", "out=o.mid"]
-    assert blend_options(compose("estimate", base)) == (0.55, "own")  # the default method=blend, as before
-    assert blend_options(compose("estimate", [*base, "method=unheard"])) == (0.80, "regression")
+    assert blend_options(compose("estimate", base)) == (0.80, "regression")  # the default method=unheard
+    assert blend_options(compose("estimate", [*base, "method=blend"])) == (0.55, "own")
     assert blend_options(compose("estimate", [*base, "method=unheard", "blend_weight=0.3", "blend_level=own"])) == (0.3, "own")
     assert PRESETS["unheard"].checkpoint != PRESETS["blend"].checkpoint
     with pytest.raises(EstimateError, match="blend_level=loud must be one of own, regression"):
