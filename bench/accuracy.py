@@ -35,7 +35,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.heldout import piece_of  # noqa: E402
+from bench.heldout_names import piece_of  # noqa: E402
 from model.diffvel import load_diffvel  # noqa: E402
 from utils import tables  # noqa: E402
 from utils.checks import report_error  # noqa: E402

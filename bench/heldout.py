@@ -30,6 +30,7 @@ import pretty_midi
 import soundfile
 from tqdm import tqdm
 
+from bench.heldout_names import excerpt_name
 from utils.atomic import atomic_path, atomic_write_bytes
 from utils.checks import report_error
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
@@ -82,17 +83,6 @@ class Excerpt:
     piece: str
     start: float  # seconds in the original performance
     midi: pretty_midi.PrettyMIDI
-
-
-def excerpt_name(piece: str, index: int) -> str:
-    """The stem of a piece's index-th excerpt (.mid and .h5): <piece>_<NN>."""
-    return f"{piece}_{index:02d}"
-
-
-def piece_of(name: str) -> str:
-    """The piece of an excerpt stem (excerpt_name's inverse); a stem without a _NN suffix is its own piece."""
-    stem, _, index = name.rpartition("_")
-    return stem if stem and len(index) == 2 and index.isdigit() else name
 
 
 def fetch_sdist(cache: Path) -> Path:

@@ -55,7 +55,7 @@ def test_grouped_excerpts_are_resampled_together():
 
 
 def test_piece_of_inverts_the_heldout_excerpt_names():
-    from bench.heldout import excerpt_name, piece_of
+    from bench.heldout_names import excerpt_name, piece_of
 
     assert piece_of(excerpt_name("Maestro_10", 3)) == "Maestro_10"
     assert piece_of("Synthetic_Study-00_s0_SMD") == "Synthetic_Study-00_s0_SMD"  # not a held-out excerpt
