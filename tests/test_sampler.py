@@ -181,7 +181,7 @@ def test_a_layered_set_from_several_packages_lands_in_one_folder(samples, tmp_pa
         SampleSetRenderer(RATE, out)  # D#4 lacks layer 1
 
 
-@pytest.mark.parametrize("stem, key", [("C4", (60, 0)), ("Ds1v8", (27, 8)), ("A0v16", (21, 16)), ("C4v", None)])
+@pytest.mark.parametrize("stem, key", [("C4", (60, 0)), ("Ds1v8", (27, 8)), ("A0v16", (21, 16)), ("C4v", None), ("C4v0", None)])
 def test_note_file_names_give_pitch_and_layer(stem, key):
     assert note_key(stem) == key
 

@@ -26,7 +26,7 @@ from utils.synth.render import (RendererUnavailable, _control_changes, _num_samp
                                 pedal_intervals, sounding_end)
 
 SAMPLE_SUFFIXES = (".ogg", ".wav", ".flac")
-NOTE_FILE = re.compile(r"^([A-G])(s?)(-?\d)(?:v(\d{1,2}))?$")  # letter, sharp, octave (C4 = 60), layer
+NOTE_FILE = re.compile(r"^([A-G])(s?)(-?\d)(?:v([1-9]\d?))?$")  # letter, sharp, octave (C4 = 60), layer
 LETTER_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 SAMPLER_GAIN = 0.25  # fixed output gain: middle C at velocity 127 gives -24.4 dB in utils.synth.loudness (docs/synth.md)
 DAMPER_SECONDS = 0.08  # time constant of the fade after release
