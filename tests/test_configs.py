@@ -145,3 +145,10 @@ def test_three_voice_experiment_is_the_two_voice_recipe_on_its_corpus_for_35_min
     duo = compose("spec_roll", ["experiment=plus_duo", "data_root=data/synth_trio", "log_dir=runs/trio",
                                 "trainer.max_time=00:00:35:00"])
     assert trio == duo and trio.data_root != compose("spec_roll", ["experiment=plus_duo"]).data_root
+
+
+def test_free_velocity_experiment_is_the_two_voice_recipe_on_its_corpus_for_35_minutes(compose):
+    free = compose("spec_roll", ["experiment=plus_free"])
+    duo = compose("spec_roll", ["experiment=plus_duo", "data_root=data/synth_free", "log_dir=runs/free",
+                                "trainer.max_time=00:00:35:00"])
+    assert free == duo
