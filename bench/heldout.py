@@ -37,8 +37,9 @@ from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
 from utils.data.pack_smd import pack_pair
 from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned, sha256_of
 from utils.synth.performances import piano_only
-from utils.synth.render import FLUIDSYNTH_GAIN, RELEASE_TAIL_SECONDS, FluidSynthRenderer, RendererUnavailable
-from utils.synth.sampler import SAMPLER_GAIN, SampleSetRenderer, is_sample_folder
+from utils.synth.render import FLUIDSYNTH_GAIN, RELEASE_TAIL_SECONDS, RendererUnavailable
+from utils.synth.sampler import SAMPLER_GAIN, is_sample_folder
+from utils.synth.timidity import voice_renderer as synth_voice_renderer
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +198,11 @@ def voice_sha256(voice: Path) -> str:
 
 
 def voice_renderer(voice: Path, gain_db: float):
-    """FluidSynth for a SoundFont, the sampler for a folder of recorded notes, each at its fixed gain + gain_db."""
+    """utils.synth's renderer of ``voice`` (FluidSynth for a SoundFont, the sampler for a folder of recorded
+    notes) at its fixed gain + gain_db, once the voice is known to exist."""
     if not voice.exists():
         raise HeldoutError(f"{voice}: SoundFont not found (Debian: apt-get install fluid-soundfont-gm, or --soundfont)")
-    if is_sample_folder(voice):
-        return SampleSetRenderer(SAMPLE_RATE, voice, gain=SAMPLER_GAIN * 10 ** (gain_db / 20))
-    return FluidSynthRenderer(SAMPLE_RATE, soundfont=voice, gain=FLUIDSYNTH_GAIN * 10 ** (gain_db / 20))
+    return synth_voice_renderer(voice, SAMPLE_RATE, gain_db)
 
 
 def _voice_lines(voice: Path, gain_db: float) -> list[str]:

@@ -13,7 +13,7 @@ from utils.synth import corpus as corpus_module
 from utils.synth.corpus import CorpusConfig, piece_specs, write_corpus
 from utils.synth.performance import generate_performance
 from utils.synth.render import AdditiveRenderer, RendererUnavailable
-from utils.synth.sampler import DAMPER_SECONDS, DAMPER_TAIL, SampleSetRenderer, layer_for, midi_pitch, note_key
+from utils.synth.sampler import DAMPER_SECONDS, DAMPER_TAIL, SampleSetRenderer, layer_for, note_key
 from utils.synth.samples import SETS, Package, SampleSet, fetch_piano, note_file_name
 from utils.synth.timidity import voice_renderer
 from utils.synth.variety import check_ranges
@@ -55,7 +55,7 @@ def _rms(audio, start, stop):
 @pytest.mark.parametrize("stem, pitch", [("C4", 60), ("Cs4", 61), ("A0", 21), ("C8", 108), ("As1", 34),
                                          ("README", None), ("H4", None), ("C", None)])
 def test_note_file_names_give_midi_pitches(stem, pitch):
-    assert midi_pitch(stem) == pitch
+    assert note_key(stem) == (None if pitch is None else (pitch, 0))
 
 
 def test_a_key_without_its_own_sample_plays_the_nearest_one_pitch_shifted(samples):

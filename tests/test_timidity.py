@@ -113,3 +113,16 @@ def test_a_hung_timidity_is_a_one_line_error(freepats, monkeypatch, tmp_path):
     monkeypatch.setattr(timidity, "TIMEOUT_SECONDS", 0.5)
     with pytest.raises(RendererUnavailable, match=r"freepats\.cfg: timidity did not finish probe within 0.5 s"):
         renderer.render(_one_note(0.1), duration=1.0, label="probe")
+
+
+def test_a_gain_offset_scales_the_sampler_and_is_refused_for_a_timidity_voice(tmp_path):
+    from utils.synth.sampler import SAMPLER_GAIN
+    from utils.synth.timidity import voice_renderer
+
+    folder = tmp_path / "piano"
+    folder.mkdir()
+    soundfile.write(folder / "C4.wav", np.zeros(100, dtype=np.float32), 16000)
+    assert voice_renderer(folder, 16000).gain == SAMPLER_GAIN
+    assert voice_renderer(folder, 16000, gain_db=-6.0).gain == pytest.approx(SAMPLER_GAIN * 10 ** (-6 / 20))
+    with pytest.raises(ValueError, match=r"voice\.cfg: a TiMidity\+\+ voice plays at its fixed volume; gain_db must be 0"):
+        voice_renderer(tmp_path / "voice.cfg", 16000, gain_db=-3.0)

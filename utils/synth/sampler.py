@@ -43,12 +43,6 @@ def note_key(stem: str) -> tuple[int, int] | None:
     return 12 * (int(octave) + 1) + LETTER_SEMITONES[letter] + (1 if sharp else 0), int(layer or 0)
 
 
-def midi_pitch(stem: str) -> int | None:
-    """MIDI pitch of a sample file's stem (``Cs4`` -> 61), or None when it names no note."""
-    key = note_key(stem)
-    return None if key is None else key[0]
-
-
 def layer_for(velocity: int, n_layers: int) -> tuple[int, float]:
     """(index of the layer nearest ``velocity`` among ``n_layers`` standing for 127 k / n_layers, gain)."""
     index = min(max(round(velocity * n_layers / 127), 1), n_layers) - 1

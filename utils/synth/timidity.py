@@ -21,8 +21,9 @@ import numpy as np
 import pretty_midi
 import soundfile
 
-from utils.synth.render import Renderer, RendererUnavailable, _num_samples, _warn_if_clipped, make_renderer
-from utils.synth.sampler import SampleSetRenderer, is_sample_folder
+from utils.synth.render import (FLUIDSYNTH_GAIN, FluidSynthRenderer, Renderer, RendererUnavailable, _num_samples,
+                                _warn_if_clipped)
+from utils.synth.sampler import SAMPLER_GAIN, SampleSetRenderer, is_sample_folder
 
 CONFIG_SUFFIX = ".cfg"
 TIMIDITY_VOLUME = 70  # percent (TiMidity++'s default -A), fixed for every file
@@ -37,14 +38,18 @@ def is_timidity_config(path: str | Path) -> bool:
     return Path(path).suffix == CONFIG_SUFFIX
 
 
-def voice_renderer(path: str | Path, sample_rate: int) -> Renderer:
+def voice_renderer(path: str | Path, sample_rate: int, gain_db: float = 0.0) -> Renderer:
     """The renderer of one piano voice: the sampler for a folder (utils/synth/sampler.py), TiMidity++
-    for a ``.cfg`` file, FluidSynth for a SoundFont."""
+    for a ``.cfg`` file, FluidSynth for a SoundFont; ``gain_db`` offsets the sampler's or FluidSynth's
+    fixed gain (TiMidity++ plays at its fixed volume only)."""
+    scale = 10 ** (gain_db / 20)
     if is_sample_folder(path):
-        return SampleSetRenderer(sample_rate, path)
+        return SampleSetRenderer(sample_rate, path, gain=SAMPLER_GAIN * scale)
     if is_timidity_config(path):
+        if gain_db:
+            raise ValueError(f"{path}: a TiMidity++ voice plays at its fixed volume; gain_db must be 0, not {gain_db:g}")
         return TimidityRenderer(sample_rate, path)
-    return make_renderer("fluidsynth", sample_rate, path)
+    return FluidSynthRenderer(sample_rate, path, gain=FLUIDSYNTH_GAIN * scale)
 
 
 def _first_error(result: subprocess.CompletedProcess) -> str:
