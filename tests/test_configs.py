@@ -152,3 +152,10 @@ def test_free_velocity_experiment_is_the_two_voice_recipe_on_its_corpus_for_35_m
     duo = compose("spec_roll", ["experiment=plus_duo", "data_root=data/synth_free", "log_dir=runs/free",
                                 "trainer.max_time=00:00:35:00"])
     assert free == duo
+
+
+def test_asap_experiment_is_the_two_voice_recipe_on_its_corpus_for_45_minutes(compose):
+    asap = compose("spec_roll", ["experiment=plus_asap"])
+    duo = compose("spec_roll", ["experiment=plus_duo", "data_root=data/synth_asap", "log_dir=runs/asap",
+                                "trainer.max_time=00:00:45:00"])
+    assert asap == duo and asap.learning_rate == 3e-5

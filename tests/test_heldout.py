@@ -148,7 +148,7 @@ def test_a_sample_folder_renders_with_the_sampler_at_its_gain_and_is_named_in_th
     assert isinstance(renderer, SampleSetRenderer) and renderer.gain == pytest.approx(SAMPLER_GAIN * 10 ** (-3 / 20))
     stats = {"pieces": 1, "excerpts": 1, "notes": 4, "vel_min": 1, "vel_max": 9, "vel_mean": 5.0, "vel_std": 1.0,
              "seconds": 60.0}
-    text = heldout.sources_markdown(tmp_path / "x.tar.gz", folder, -3.0, stats)
+    text = heldout.sources_markdown([], folder, -3.0, stats)
     digest = heldout.voice_sha256(folder)
     assert f"Sample folder: `{folder}` (sha256 `{digest}`), the sampler" in text and "SAMPLER_GAIN 0.25 -3.0 dB" in text
     soundfile.write(folder / "C4v2.wav", np.zeros(100), SAMPLE_RATE)
@@ -157,3 +157,42 @@ def test_a_sample_folder_renders_with_the_sampler_at_its_gain_and_is_named_in_th
         [(0.1, 0.6, 60, 100)])))), heldout.voice_renderer(_sample_folder(tmp_path / "s2"), 0.0),
         tmp_path / "midi", tmp_path / "smd_h5")
     assert np.abs(read_excerpt(path).waveform).max() > 100  # audible audio
+
+
+def _midi_folder(folder, names):
+    folder.mkdir()
+    for index, name in enumerate(names):
+        _midi(_instrument([(0.1, 0.6, 60 + index, 30 + index)])).write(str(folder / name))
+    return folder
+
+
+def test_a_midi_folder_is_split_between_subsets_in_name_order(tmp_path):
+    folder = _midi_folder(tmp_path / "val", ["d.mid", "a.mid", "c.midi", "b.mid", "e.mid"])
+    halves = [heldout.folder_pieces(folder, (part, 2)) for part in (0, 1)]
+    assert [list(h) for h in halves] == [["a.mid", "c.midi", "e.mid"], ["b.mid", "d.mid"]]
+    assert list(heldout.folder_pieces(folder)) == ["a.mid", "b.mid", "c.midi", "d.mid", "e.mid"]
+    assert heldout.parse_subset("1/3") == (1, 3)
+    for bad in ("2/2", "1", "a/2", "-1/2"):
+        with pytest.raises(ValueError, match=f"--subset {bad}: expected K/N"):
+            heldout.parse_subset(bad)
+
+
+def test_a_midi_folder_builds_its_excerpts_and_lists_its_files_in_the_sources(tmp_path):
+    folder = _midi_folder(tmp_path / "val", ["a.mid", "b.mid", "c.mid"])
+    stats = heldout.build(tmp_path / "out", _sample_folder(tmp_path / "piano"), 0.0, midi=folder, subset=(1, 2))
+    assert stats["excerpts"] == 1 and stats["notes"] == 1 and stats["vel_min"] == 31  # b.mid only
+    excerpt = read_excerpt(tmp_path / "out" / "smd_h5" / "b_00.h5")
+    assert excerpt.attrs["source"] == f"folder {folder}" and excerpt.attrs["licence"] == "see SOURCES.md"
+    text = (tmp_path / "out" / "SOURCES.md").read_text()
+    assert f"| b.mid | `{heldout.sha256_of(folder / 'b.mid')}` |" in text and "a.mid" not in text
+
+
+def test_a_midi_folder_without_midi_or_a_bad_subset_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    folder = _sample_folder(tmp_path / "piano")
+    assert heldout.main(["--out", str(tmp_path / "o"), "--soundfont", str(folder), "--midi", str(tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'empty'}: no .mid or .midi file"
+    assert heldout.main(["--out", str(tmp_path / "o"), "--soundfont", str(folder), "--midi", str(folder),
+                         "--subset", "3/2"]) == 2
+    assert "--subset 3/2: expected K/N" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "smd_h5").exists()
