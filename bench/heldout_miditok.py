@@ -41,6 +41,7 @@ IDENTIFIED = {
 }
 LICENCE = "CC BY-NC-SA 4.0 (MAESTRO v2.0.0 MIDI, Hawthorne et al. 2019); MidiTok's own code is MIT"
 
+
 def fetch_sdist(cache: Path) -> Path:
     """The pinned MidiTok sdist in ``cache`` (utils.data.sdist), as a HeldoutError when it fails."""
     try:

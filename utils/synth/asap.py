@@ -49,9 +49,8 @@ class AsapError(ValueError):
 
 @dataclass(frozen=True)
 class AsapPerformance:
-    folder: str  # e.g. "Beethoven/Piano_Sonatas/21-1_no_repeat"
     midi: str  # path inside the checkout
-    work: str  # e.g. "Beethoven/Piano_Sonatas/21"
+    work: str  # e.g. "Beethoven/Piano_Sonatas/21" (work_of its folder)
 
 
 def work_of(folder: str) -> str:
@@ -79,7 +78,7 @@ def read_metadata(root: Path) -> list[AsapPerformance]:
     missing = [c for c in COLUMNS if rows and c not in rows[0]]
     if not rows or missing:
         raise AsapError(f"{path}: no rows or missing columns {missing}")
-    return [AsapPerformance(r["folder"], r["midi_performance"], work_of(r["folder"])) for r in rows]
+    return [AsapPerformance(r["midi_performance"], work_of(r["folder"])) for r in rows]
 
 
 def target_name(performance: AsapPerformance) -> str:
@@ -87,12 +86,12 @@ def target_name(performance: AsapPerformance) -> str:
     return performance.midi.replace("/", "__")
 
 
-def copy_split(root: Path, performances: list[AsapPerformance], out: Path) -> dict[str, list[str]]:
-    """Copy train and val performances into ``out/<split>/``; returns the names written per split."""
-    written: dict[str, list[str]] = {"train": [], "val": [], "heldout": []}
+def copy_split(root: Path, performances: list[AsapPerformance], out: Path) -> dict[str, list[AsapPerformance]]:
+    """Copy train and val performances into ``out/<split>/``; returns the performances of each split."""
+    written: dict[str, list[AsapPerformance]] = {"train": [], "val": [], "heldout": []}
     for performance in performances:
         split = split_of(performance.work)
-        written[split].append(performance.midi)
+        written[split].append(performance)
         if split == "heldout":
             continue
         source = root / performance.midi
@@ -104,8 +103,8 @@ def copy_split(root: Path, performances: list[AsapPerformance], out: Path) -> di
     return written
 
 
-def sources_markdown(root: Path, written: dict[str, list[str]]) -> str:
-    works = {split: sorted({work_of(m.rpartition("/")[0]) for m in names}) for split, names in written.items()}
+def sources_markdown(root: Path, written: dict[str, list[AsapPerformance]]) -> str:
+    works = {split: sorted({p.work for p in performances}) for split, performances in written.items()}
     return "\n".join([
         "# Performance MIDI: ASAP", "",
         f"- Data: ASAP (https://github.com/fosfrancesco/asap-dataset), licence {LICENCE}.",
@@ -116,7 +115,7 @@ def sources_markdown(root: Path, written: dict[str, list[str]]) -> str:
         f"{', '.join(works['heldout'])}.", ""])
 
 
-def prepare(root: Path, out: Path) -> dict[str, list[str]]:
+def prepare(root: Path, out: Path) -> dict[str, list[AsapPerformance]]:
     written = copy_split(root, read_metadata(root), out)
     atomic_write_bytes(out / "SOURCES.md", sources_markdown(root, written).encode("utf-8"))
     return written
